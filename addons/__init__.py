@@ -1,0 +1,1 @@
+"""mitmproxy addons of the quotio gateway: thin adapters over quotio_core."""

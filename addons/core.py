@@ -1,0 +1,97 @@
+"""Loads the configuration, builds the gateway state and keeps the auth dir in sync."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mitmproxy import ctx, exceptions
+from mitmproxy.addonmanager import Loader
+from mitmproxy.utils import asyncio_utils
+
+from quotio_core.config import ConfigError, load_config
+from quotio_core.gateway import Gateway
+
+log = logging.getLogger("quotio")
+
+
+class GatewayHolder:
+    """The one shared reference every addon reads the current Gateway through."""
+
+    def __init__(self) -> None:
+        self.gateway: Gateway | None = None
+
+
+class GatewayCore:
+    def __init__(self, holder: GatewayHolder):
+        self.holder = holder
+        self._watcher: asyncio.Task | None = None
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option("quotio_config", str, "", "Config file (default $QUOTIO_CONFIG or $QUOTIO_CONFIG_DIR/config.yaml).")
+        loader.add_option("quotio_auth_dir", str, "", "Auth dir override (default $QUOTIO_AUTH_DIR or auth-dir).")
+        loader.add_option("quotio_host", str, "", "Gateway listen host override (default $QUOTIO_HOST or host).")
+        loader.add_option("quotio_port", int, 0, "Gateway listen port override (default $QUOTIO_PORT or port).")
+        loader.add_option("quotio_db", str, "", "Records database (default $QUOTIO_CONFIG_DIR/quotio.db).")
+        loader.add_option("quotio_auth_scan_interval", float, 1.0, "Seconds between auth dir scans.")
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(name.startswith("quotio_") for name in updated):
+            return
+        if self.holder.gateway is not None and updated == {"quotio_auth_scan_interval"}:
+            return
+        o = ctx.options
+        overrides = {
+            "config_path": o.quotio_config,
+            "auth_dir": o.quotio_auth_dir,
+            "host": o.quotio_host,
+            "port": o.quotio_port,
+            "db_path": o.quotio_db,
+        }
+        try:
+            config = load_config(overrides={k: v for k, v in overrides.items() if v})
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
+        if config.debug:
+            log.setLevel(logging.DEBUG)
+        old = self.holder.gateway
+        gateway = Gateway(config)
+        gateway.rescan()
+        gateway.records.start()
+        self.holder.gateway = gateway
+        if old is not None:
+            old.records.close()
+        log.info(
+            "quotio: %d credentials (%s), config %s",
+            len(gateway.credentials()),
+            config.auth_dir,
+            config.config_path or "defaults",
+        )
+
+    def running(self) -> None:
+        self._watcher = asyncio_utils.create_task(
+            self._watch(), name="quotio auth dir watcher", keep_ref=True
+        )
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(ctx.options.quotio_auth_scan_interval)
+            gateway = self.holder.gateway
+            if gateway is None:
+                continue
+            try:
+                changes = await asyncio.to_thread(gateway.rescan)
+            except OSError as e:
+                log.warning("quotio: cannot scan auth dir: %s", e)
+                continue
+            if changes:
+                log.info(
+                    "quotio: auth dir changed (added %s, changed %s, removed %s)",
+                    list(changes.added), list(changes.changed), list(changes.removed),
+                )
+
+    def done(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+        if self.holder.gateway is not None:
+            self.holder.gateway.records.close()

@@ -1,0 +1,51 @@
+"""Puts mitmproxy into reverse mode on the gateway's address by itself.
+
+Started in the default mode, `mitmdump -s addons/quotio.py` listens as the
+gateway only; a `--mode` list the user gave is kept and the gateway's
+listener is added to it. Unrouted requests go to the reverse target, which is
+CLIProxyAPI on 127.0.0.1:QUOTIO_CLI_PROXY_PORT.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import ctx
+from mitmproxy.utils import asyncio_utils
+
+from .core import GatewayHolder
+
+
+def gateway_mode(host: str, port: int, cli_proxy_port: int) -> str:
+    listen = f"[{host}]" if ":" in host else host
+    return f"reverse:http://127.0.0.1:{cli_proxy_port}@{listen}:{port}"
+
+
+class Listener:
+    def __init__(self, holder: GatewayHolder):
+        self.holder = holder
+        self._added: str | None = None
+
+    def configure(self, updated: set[str]) -> None:
+        gateway = self.holder.gateway
+        if gateway is None:
+            return
+        cfg = gateway.config
+        ours = gateway_mode(cfg.host, cfg.port, cfg.cli_proxy_port)
+        modes = list(ctx.options.mode)
+        if ours in modes:
+            return
+        # A config reload may move the gateway: replace the listener we added before.
+        modes = [m for m in modes if m != self._added]
+        if modes == ["regular"]:
+            modes = []
+        self._added = ours
+        ctx.options.update(mode=modes + [ours], connection_strategy="lazy")
+
+    def running(self) -> None:
+        # mitmdump loads scripts lazily, after it has already brought up the
+        # listeners of the default mode; bring the servers in line with the
+        # mode list now (a no-op when our listener is already up).
+        proxyserver = ctx.master.addons.get("proxyserver")
+        if proxyserver is not None and self._added is not None:
+            asyncio_utils.create_task(
+                proxyserver.setup_servers(), name="quotio listener", keep_ref=True
+            )

@@ -1,0 +1,55 @@
+"""Answers `/v0/management/*` and the health probes without touching an upstream."""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from quotio_core.management import Management as Handlers
+from quotio_core.management import management_access
+
+from . import meta
+from .core import GatewayHolder
+
+PREFIX = "/v0/management"
+_PROBES = {"/health": "/health", "/healthz": "/health", "/ready": "/ready", "/live": "/live"}
+
+
+class Management:
+    def __init__(self, holder: GatewayHolder):
+        self.holder = holder
+        self._handlers: tuple[object, Handlers] | None = None
+
+    def _for(self, gateway) -> Handlers:
+        # Rebuilt when a config reload replaces the gateway.
+        if self._handlers is None or self._handlers[0] is not gateway:
+            self._handlers = (gateway, Handlers(gateway))
+        return self._handlers[1]
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        route = flow.metadata.get(meta.ROUTE)
+        gateway = self.holder.gateway
+        if not meta.is_fresh(flow) or route is None or gateway is None:
+            return
+        path = flow.request.path.split("?", 1)[0].rstrip("/")
+        if route.kind == "health":
+            reply = await self._for(gateway).handle("GET", _PROBES[path], {})
+            body = reply.body if path != "/health" and path != "/healthz" else {"status": "ok"}
+            flow.response = meta.json_response(reply.status, body)
+            return
+        if route.kind != "management":
+            return
+        remote = gateway.config.file.remote_management
+        refusal = management_access(
+            remote.secret_key, remote.allow_remote, flow.request.headers, flow.client_conn.peername[0]
+        )
+        if refusal is not None:
+            flow.response = meta.json_response(refusal.status, refusal.body)
+            return
+        reply = await self._for(gateway).handle(
+            flow.request.method, path.removeprefix(PREFIX), dict(flow.request.query)
+        )
+        flow.response = meta.json_response(reply.status, reply.body)
+        # The management key must not be kept on a saved flow.
+        for name in ("authorization", "x-management-key"):
+            if name in flow.request.headers:
+                flow.request.headers[name] = meta.MASK

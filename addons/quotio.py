@@ -1,0 +1,38 @@
+"""quotio gateway: `mitmdump -s addons/quotio.py` (or mitmweb) starts it on :8317.
+
+The order matters: each addon sees a request after the ones before it, and
+an addon that answers a flow (client key refused, management route, model
+list) leaves nothing for the ones after it to do.
+"""
+
+import sys
+from pathlib import Path
+
+try:
+    import addons.core  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from addons.clientauth import ClientAuth  # noqa: E402
+from addons.core import GatewayCore, GatewayHolder  # noqa: E402
+from addons.listener import Listener  # noqa: E402
+from addons.management import Management  # noqa: E402
+from addons.models import Models  # noqa: E402
+from addons.recorder import Recorder  # noqa: E402
+from addons.router import Router  # noqa: E402
+from addons.secretmask import SecretMask  # noqa: E402
+from addons.streams import Streams  # noqa: E402
+
+_holder = GatewayHolder()
+
+addons = [
+    GatewayCore(_holder),
+    Listener(_holder),
+    ClientAuth(_holder),
+    Management(_holder),
+    Models(_holder),
+    Router(_holder),
+    Streams(),
+    SecretMask(),
+    Recorder(_holder),
+]

@@ -1,0 +1,98 @@
+"""Writes one SQLite record per API request, off the request path."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from mitmproxy import http
+
+from quotio_core.records import Record
+from quotio_core.usage import Usage, usage_from_body
+
+from . import meta
+from .core import GatewayHolder
+
+
+def _body_usage(fmt: str, resp: http.Response) -> Usage | None:
+    if not resp.headers.get("content-type", "").startswith("application/json"):
+        return None
+    try:
+        body = json.loads(resp.get_content(strict=False) or b"")
+    except ValueError:
+        return None
+    # Gemini's streamGenerateContent without alt=sse answers one JSON array.
+    if isinstance(body, list):
+        body = next((b for b in reversed(body) if isinstance(b, dict) and "usageMetadata" in b), None)
+    return usage_from_body(fmt, body) if body is not None else None
+
+
+def _upstream_error(resp: http.Response) -> str | None:
+    if resp.status_code < 400:
+        return None
+    text = (resp.get_content(strict=False) or b"")[:500].decode("utf-8", "replace")
+    return f"upstream {resp.status_code}: {text}"
+
+
+class Recorder:
+    def __init__(self, holder: GatewayHolder):
+        self.holder = holder
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        route = flow.metadata.get(meta.ROUTE)
+        gateway = self.holder.gateway
+        if route is None or route.kind != "api" or gateway is None:
+            return
+        plan = flow.metadata.get(meta.PLAN)
+        tap = flow.metadata.get(meta.STREAM_TAP)
+        resp = flow.response
+        req = flow.request
+        end = (resp.timestamp_end if resp else None) or time.time()
+        ttfb = None
+        usage = None
+        error = flow.metadata.get(meta.ERROR)
+        if tap is not None:
+            usage = tap.tracker.usage
+            error = error or tap.tracker.error
+            if tap.first_chunk_at:
+                ttfb = (tap.first_chunk_at - req.timestamp_start) * 1000
+        elif resp is not None and plan is not None:
+            usage = _body_usage(plan.provider_format, resp)
+            if resp.timestamp_start:
+                ttfb = (resp.timestamp_start - req.timestamp_start) * 1000
+        if resp is not None and plan is not None:
+            error = error or _upstream_error(resp)
+        if flow.error is not None:
+            error = error or flow.error.msg
+        usage = usage or Usage()
+        gateway.records.submit(
+            Record(
+                ts=req.timestamp_start,
+                request_id=flow.id,
+                client_key_id=flow.metadata.get(meta.CLIENT_KEY_ID),
+                method=req.method,
+                route=flow.metadata.get(meta.CLIENT_PATH, req.path.split("?", 1)[0]),
+                client_format=route.fmt,
+                provider=plan.credential.provider if plan else None,
+                credential_id=plan.credential.id if plan else None,
+                model_requested=plan.model_requested if plan else None,
+                model_sent=plan.model_sent if plan else None,
+                stream=bool(plan and plan.stream),
+                status=resp.status_code if resp is not None else 502,
+                latency_ms=(end - req.timestamp_start) * 1000,
+                ttfb_ms=ttfb,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                error=error,
+            ),
+            secrets=[plan.credential.secret] if plan else (),
+        )
+

@@ -1,0 +1,85 @@
+"""Routes an API request to a provider and injects that provider's credential.
+
+The client's own key never travels on: it is removed before the upstream's
+URL and headers from the plan are applied.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mitmproxy import http
+
+from quotio_core.errors import GatewayError, render_error
+from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
+from quotio_core.streamtap import rename_model
+
+from . import meta
+from .core import GatewayHolder
+
+
+class Router:
+    def __init__(self, holder: GatewayHolder):
+        self.holder = holder
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        route = flow.metadata.get(meta.ROUTE)
+        gateway = self.holder.gateway
+        if not meta.is_fresh(flow) or route is None or gateway is None:
+            return
+        if route.kind == "passthrough":
+            if not gateway.config.passthrough_enabled:
+                msg = f"no route for {flow.request.method} {flow.request.path.split('?')[0]}"
+                flow.response = meta.json_response(404, render_error("openai", 404, "not_found", msg))
+            return
+        if route.kind != "api":
+            return
+        req = flow.request
+        try:
+            plan = gateway.plan(
+                route,
+                req.get_content(strict=False) or b"",
+                {k.lower(): v for k, v in req.headers.items()},
+                dict(req.query),
+            )
+        except GatewayError as e:
+            flow.metadata[meta.ERROR] = e.message
+            flow.response = meta.json_response(e.status, render_error(route.fmt, e.status, e.code, e.message))
+            return
+        for name in CLIENT_SECRET_HEADERS:
+            req.headers.pop(name, None)
+        req.url = plan.upstream.url
+        for name in CLIENT_SECRET_PARAMS:
+            req.query.pop(name, None)
+        for name, value in plan.upstream.headers.items():
+            req.headers[name] = value
+        # Streams are passed on chunk by chunk; a compressed stream could not be.
+        req.headers["accept-encoding"] = "identity"
+        if plan.body is not None:
+            req.content = plan.body
+        cred = plan.credential
+        flow.metadata.update(
+            {
+                meta.PLAN: plan,
+                meta.SECRET_HEADERS: plan.upstream.secret_headers,
+                meta.PROVIDER: cred.provider,
+                meta.CREDENTIAL: cred.id,
+                meta.MODEL: plan.model_sent,
+            }
+        )
+        flow.comment = f"quotio: {cred.provider} · {cred.id} · {plan.model_requested} → {plan.model_sent}"
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        """Restore the client's alias in a buffered (non-stream) JSON answer."""
+        plan = flow.metadata.get(meta.PLAN)
+        resp = flow.response
+        if plan is None or resp is None or resp.stream or plan.model_sent == plan.model_requested:
+            return
+        if not resp.headers.get("content-type", "").startswith("application/json"):
+            return
+        try:
+            body = json.loads(resp.get_content(strict=False) or b"")
+        except ValueError:
+            return
+        if rename_model(plan.provider_format, body, plan.model_sent, plan.model_requested):
+            resp.content = json.dumps(body).encode()

@@ -1,0 +1,24 @@
+"""Model ids listed for credentials that do not name their models.
+
+Only used by the model listing routes: routing itself accepts any name of
+the provider's family, so a model released after this list still works.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CATALOG"]
+
+CATALOG: dict[str, tuple[str, ...]] = {
+    "claude": (
+        "claude-opus-4-1-20250805",
+        "claude-opus-4-20250514",
+        "claude-sonnet-4-5-20250929",
+        "claude-sonnet-4-20250514",
+        "claude-haiku-4-5-20251001",
+        "claude-3-7-sonnet-20250219",
+        "claude-3-5-haiku-20241022",
+    ),
+    "codex": ("gpt-5", "gpt-5-codex", "gpt-5-mini", "gpt-4.1", "gpt-4o", "o3", "o4-mini"),
+    "gemini": ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"),
+    "qwen": ("qwen3-coder-plus", "qwen3-coder-flash"),
+}

@@ -1,0 +1,301 @@
+"""Configuration: CLIProxyAPI's ``config.yaml`` keys, the seed's env vars, one place.
+
+Precedence, lowest first: model defaults, the config file, ``QUOTIO_*``
+environment variables, then explicit overrides (CLI flags / mitmproxy
+options). A bad value stops start-up with one line naming the file, the key
+and what was expected (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .upstreams import merge_upstreams
+
+__all__ = [
+    "ClaudeKey",
+    "CodexKey",
+    "Config",
+    "ConfigError",
+    "FileConfig",
+    "GeminiKey",
+    "ModelAlias",
+    "OpenAICompat",
+    "load_config",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=_kebab, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+class ModelAlias(_Model):
+    name: str
+    alias: str = ""
+
+
+class _KeyEntry(_Model):
+    api_key: str = Field(repr=False)
+    priority: int = 0
+    weight: int = Field(default=1, ge=0)
+    prefix: str = ""
+    base_url: str = ""
+    proxy_url: str = ""
+    headers: dict[str, str] = {}
+    excluded_models: list[str] = []
+    models: list[ModelAlias] = []
+
+
+class ClaudeKey(_KeyEntry):
+    pass
+
+
+class CodexKey(_KeyEntry):
+    pass
+
+
+class GeminiKey(_KeyEntry):
+    pass
+
+
+class CompatKey(_Model):
+    api_key: str = Field(repr=False)
+    proxy_url: str = ""
+    weight: int = Field(default=1, ge=0)
+
+
+class OpenAICompat(_Model):
+    name: str
+    base_url: str
+    prefix: str = ""
+    priority: int = 0
+    headers: dict[str, str] = {}
+    api_key_entries: list[CompatKey] = []
+    # v5 spelling: a bare list of keys.
+    api_keys: list[str] = Field(default=[], repr=False)
+    models: list[ModelAlias] = []
+    excluded_models: list[str] = []
+
+    def keys(self) -> list[CompatKey]:
+        return list(self.api_key_entries) + [CompatKey(api_key=k) for k in self.api_keys]
+
+
+class Routing(_Model):
+    strategy: Literal["round-robin", "fill-first", "weighted-round-robin"] = "round-robin"
+    session_affinity: bool = False
+    session_affinity_ttl: str = "1h"
+
+
+class RemoteManagement(_Model):
+    allow_remote: bool = False
+    secret_key: str = Field(default="", repr=False)
+    disable_control_panel: bool = False
+
+
+# Keys of CLIProxyAPI's config.yaml that are understood and acted on.
+IMPLEMENTED_KEYS = frozenset(
+    {
+        "host",
+        "port",
+        "auth-dir",
+        "api-keys",
+        "debug",
+        "proxy-url",
+        "request-retry",
+        "max-retry-interval",
+        "routing",
+        "remote-management",
+        "claude-api-key",
+        "codex-api-key",
+        "gemini-api-key",
+        "generative-language-api-key",
+        "openai-compatibility",
+        "oauth-excluded-models",
+        "oauth-model-alias",
+        "upstreams",
+        "records-db",
+    }
+)
+
+
+class FileConfig(_Model):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8317, ge=1, le=65535)
+    auth_dir: str = "~/.cli-proxy-api"
+    api_keys: list[str] = Field(default=[], repr=False)
+    debug: bool = False
+    proxy_url: str = ""
+    request_retry: int = Field(default=3, ge=0)
+    max_retry_interval: int = Field(default=30, ge=0)
+    routing: Routing = Routing()
+    remote_management: RemoteManagement = RemoteManagement()
+    claude_api_key: list[ClaudeKey] = []
+    codex_api_key: list[CodexKey] = []
+    gemini_api_key: list[GeminiKey] = []
+    generative_language_api_key: list[str] = Field(default=[], repr=False)
+    openai_compatibility: list[OpenAICompat] = []
+    oauth_excluded_models: dict[str, list[str]] = {}
+    oauth_model_alias: dict[str, list[ModelAlias]] = {}
+    upstreams: dict[str, dict[str, str]] = {}
+    records_db: str = ""
+
+    @field_validator("api_keys", "generative_language_api_key", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return [] if v is None else v
+
+
+class Config(_Model):
+    """The resolved configuration the gateway runs with."""
+
+    host: str
+    port: int
+    auth_dir: Path
+    config_dir: Path
+    config_path: Path | None
+    db_path: Path
+    debug: bool
+    passthrough_enabled: bool
+    cli_proxy_port: int
+    file: FileConfig
+    upstreams: dict[str, dict[str, str]]
+
+    def gemini_keys(self) -> list[GeminiKey]:
+        legacy = [GeminiKey(api_key=k) for k in self.file.generative_language_api_key]
+        return list(self.file.gemini_api_key) + legacy
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased as one line for the user."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = env.get(name)
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"environment {name}: expected true or false, got {raw!r}")
+
+
+def _env_port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"environment {name}: expected a port number 1-65535, got {raw!r}")
+    return port
+
+
+def _describe(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    return f"key {key}: {err['msg']} (got {err.get('input')!r})"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})".replace("\n", " ")) from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _warn_unimplemented(path: Path, data: Mapping[str, Any]) -> None:
+    for key in data:
+        if key not in IMPLEMENTED_KEYS:
+            log.warning("%s: config key %r is accepted but not implemented yet", path, key)
+
+
+def parse_file_config(data: Mapping[str, Any], source: str = "config") -> FileConfig:
+    try:
+        cfg = FileConfig.model_validate(dict(data))
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {_describe(e.errors()[0])}") from e
+    for key in cfg.api_keys:
+        if key.startswith("your-api-key-"):
+            raise ConfigError(
+                f"{source}: key api-keys: still holds the template value {key!r}; set real keys"
+            )
+    return cfg
+
+
+def load_config(
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the :class:`Config` from file, environment and overrides."""
+    env = os.environ if env is None else env
+    overrides = dict(overrides or {})
+    config_dir = Path(env.get("QUOTIO_CONFIG_DIR") or "~/.config/quotio").expanduser()
+
+    explicit = overrides.get("config_path") or env.get("QUOTIO_CONFIG")
+    path = Path(explicit).expanduser() if explicit else config_dir / "config.yaml"
+    if path.exists() or explicit:
+        data = _read_file(path)
+        _warn_unimplemented(path, data)
+        file_cfg = parse_file_config(data, str(path))
+        config_path: Path | None = path
+    else:
+        file_cfg = FileConfig()
+        config_path = None
+    source = str(config_path or "config")
+
+    try:
+        upstreams = merge_upstreams(file_cfg.upstreams)
+    except ValueError as e:
+        raise ConfigError(f"{source}: key {e}") from e
+
+    port = overrides.get("port") or _env_port(env, "QUOTIO_PORT") or file_cfg.port
+    host = overrides.get("host") or env.get("QUOTIO_HOST") or file_cfg.host
+    auth_dir = overrides.get("auth_dir") or env.get("QUOTIO_AUTH_DIR") or file_cfg.auth_dir
+    debug = _env_bool(env, "QUOTIO_DEBUG")
+    passthrough = _env_bool(env, "QUOTIO_PASSTHROUGH_ENABLED")
+    cli_port = _env_port(env, "QUOTIO_CLI_PROXY_PORT") or 18317
+    db = overrides.get("db_path") or env.get("QUOTIO_DB") or file_cfg.records_db
+    return Config(
+        host=host,
+        port=port,
+        auth_dir=Path(auth_dir).expanduser(),
+        config_dir=config_dir,
+        config_path=config_path,
+        db_path=Path(db).expanduser() if db else config_dir / "quotio.db",
+        debug=file_cfg.debug if debug is None else debug,
+        passthrough_enabled=True if passthrough is None else passthrough,
+        cli_proxy_port=cli_port,
+        file=file_cfg,
+        upstreams=upstreams,
+    )

@@ -1,0 +1,80 @@
+"""How each provider is called: one module per provider, one registry.
+
+An executor turns (credential, client request) into the upstream URL and the
+headers to set; it does no I/O. The addon applies the result to the flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..credentials import Credential
+
+__all__ = [
+    "CLIENT_SECRET_HEADERS",
+    "Call",
+    "UpstreamRequest",
+    "executor_for",
+    "format_of",
+    "servable",
+]
+
+# Headers that carry the client's own key to us; never forwarded upstream.
+CLIENT_SECRET_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
+CLIENT_SECRET_PARAMS = ("key", "auth_token")
+
+
+@dataclass(frozen=True)
+class Call:
+    credential: Credential
+    upstreams: Mapping[str, Mapping[str, str]]
+    client_headers: Mapping[str, str]
+    endpoint: str  # "messages", "count_tokens", "chat", "generateContent", ...
+    model: str  # the model name to send upstream
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    url: str
+    headers: Mapping[str, str]
+    # Names of headers in `headers` whose values are credentials (masked on the stored flow).
+    secret_headers: tuple[str, ...]
+
+
+def extra_headers(cred: Credential, client_headers: Mapping[str, str]) -> dict[str, str]:
+    """A key entry's own `headers`; a value `$name` copies that client header."""
+    out = {}
+    for name, value in cred.headers.items():
+        if value.startswith("$"):
+            copied = client_headers.get(value[1:].lower())
+            if copied is not None:
+                out[name.lower()] = copied
+        else:
+            out[name.lower()] = value
+    return out
+
+
+from . import claude, gemini_api, openai_compat  # noqa: E402
+
+_EXECUTORS = {
+    ("claude", "oauth"): claude,
+    ("claude", "api-key"): claude,
+    ("openai-compatibility", "api-key"): openai_compat,
+    ("codex", "api-key"): openai_compat,
+    ("gemini", "api-key"): gemini_api,
+}
+
+
+def executor_for(cred: Credential):
+    return _EXECUTORS.get((cred.provider, cred.kind))
+
+
+def servable(cred: Credential) -> bool:
+    return executor_for(cred) is not None and not cred.disabled and bool(cred.secret)
+
+
+def format_of(cred: Credential) -> str:
+    """The API format the credential's upstream speaks."""
+    return executor_for(cred).FORMAT

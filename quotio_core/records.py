@@ -1,0 +1,322 @@
+"""Request records in SQLite, written off the request path.
+
+`RecordStore.submit` only enqueues; one daemon thread owns the write
+connection and inserts in batches, so a slow disk never stalls the proxy
+loop. Queries open their own short-lived connection per call (sqlite
+connections belong to one thread) and are meant to be run from async code
+through ``asyncio.to_thread``. WAL mode lets those reads proceed while the
+writer writes.
+
+Secrets never reach the database: `Record` has no header or body fields, and
+its ``error`` text goes through `redact` with the secrets the caller knows,
+plus a pattern-based safety net for common credential shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import queue
+import re
+import threading
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.db import Table
+
+__all__ = ["MAX_QUERY_LIMIT", "Record", "RecordStore", "key_id", "redact"]
+
+log = logging.getLogger(__name__)
+
+TABLE = "requests"
+MAX_QUERY_LIMIT = 1000
+REDACTED = "[REDACTED]"
+_MAX_ERROR_CHARS = 4000
+_BATCH_SIZE = 500
+# Past this backlog the writer is clearly stuck; dropping records beats unbounded memory.
+_MAX_BACKLOG = 100_000
+_BUSY_TIMEOUT_MS = 5000
+_STATUS_CLASS = re.compile(r"[1-5]xx")
+
+# Safety net for credentials the caller did not know about (e.g. echoed in an
+# upstream error body). Explicit secrets passed to `redact` are the main defence.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
+    re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"),
+    re.compile(r"\bya29\.[0-9A-Za-z_-]{16,}"),
+    re.compile(r"\b(?:ghu|gho|ghp)_[A-Za-z0-9]{20,}"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One proxied request. Deliberately has no headers/body fields: those carry secrets."""
+
+    ts: float
+    request_id: str
+    client_key_id: str | None = None
+    method: str
+    route: str
+    client_format: str
+    provider: str | None = None
+    credential_id: str | None = None
+    model_requested: str | None = None
+    model_sent: str | None = None
+    stream: bool = False
+    status: int
+    latency_ms: float
+    ttfb_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    error: str | None = None
+
+
+def _column_type(hint: Any) -> type:
+    # `str | None` -> str; bool is stored as an INTEGER.
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return int if hint is bool else hint
+
+
+_COLUMNS: dict[str, type] = {"id": int} | {
+    name: _column_type(hint) for name, hint in typing.get_type_hints(Record).items()
+}
+
+
+def key_id(key: str) -> str:
+    """A short, stable, non-reversible id for a client key, for `Record.client_key_id`."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every known secret and anything shaped like a credential replaced."""
+    # Longest first, so a secret that contains another is removed whole.
+    for secret in sorted({s for s in secrets if s and s.strip()}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def _open(path: Path) -> Database:
+    db = Database(path)
+    db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    return db
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[Table | None]:
+    """A connection for one query call: yields the table, or None if there is none yet."""
+    if not path.exists():
+        yield None  # don't create an empty database file just to read it
+        return
+    db = _open(path)
+    try:
+        table = db.table(TABLE)
+        yield table if table.exists() else None
+    finally:
+        db.close()
+
+
+def _ensure_schema(db: Database) -> None:
+    table = db.table(TABLE)
+    table.create(_COLUMNS, pk="id", if_not_exists=True)
+    for column in ("ts", "provider", "status", "request_id"):
+        table.create_index([column], if_not_exists=True)
+    db.enable_wal()
+
+
+def _row(record: Record, secrets: tuple[str, ...]) -> dict[str, Any]:
+    row = dataclasses.asdict(record)
+    if record.error is not None:
+        row["error"] = redact(record.error, secrets)[:_MAX_ERROR_CHARS]
+    return row
+
+
+def _status_where(status_class: str) -> tuple[str, list[Any]]:
+    if status_class == "errors":
+        return "(status >= 400 OR error IS NOT NULL)", []
+    if not _STATUS_CLASS.fullmatch(status_class):
+        raise ValueError(f"status_class must be '1xx'..'5xx' or 'errors', not {status_class!r}")
+    low = int(status_class[0]) * 100
+    return "status >= ? AND status < ?", [low, low + 100]
+
+
+def _insert(db: Database, rows: list[dict[str, Any]]) -> None:
+    with db.conn:
+        db.table(TABLE).insert_all(rows, alter=True)
+
+
+def _insert_or_log(db: Database, row: dict[str, Any]) -> None:
+    try:
+        _insert(db, [row])
+    except Exception:
+        log.exception("dropping request record %s", row.get("request_id"))
+
+
+_Item = tuple[Record, tuple[str, ...]]
+_STOP = object()  # queue sentinel: everything enqueued before it gets written
+
+
+class RecordStore:
+    """Append-only request log at ``path``; see the module docstring for the threading model."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._queue: queue.Queue[_Item | object] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        # Guards the counters and `_closed`; `flush` waits on it for the writer to catch up.
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._settled = 0  # written or given up on, so `flush` cannot hang on a failed batch
+        self.dropped = 0
+
+    def start(self) -> None:
+        """Create the schema (errors surface here, not in the writer) and start the writer."""
+        if self._thread is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = _open(self.path)
+        try:
+            _ensure_schema(db)
+        finally:
+            db.close()
+        self._thread = threading.Thread(target=self._run, name="quotio-records", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: Record, secrets: Iterable[str] = ()) -> None:
+        """Queue ``record`` for writing; never blocks and never raises.
+
+        ``secrets`` are redacted from ``record.error`` before it is stored.
+        """
+        try:
+            item = (record, tuple(secrets))
+            with self._cond:
+                if self._closed or self._queue.qsize() >= _MAX_BACKLOG:
+                    self.dropped += 1
+                    return
+                self._submitted += 1
+                self._queue.put_nowait(item)
+        except Exception:
+            log.exception("dropping request record")
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every record submitted so far is written; False on timeout."""
+        with self._cond:
+            target = self._submitted
+            if self._thread is None or not self._thread.is_alive():
+                return self._settled >= target
+            return self._cond.wait_for(lambda: self._settled >= target, timeout)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Write what is queued, then stop the writer; True if it stopped in time."""
+        with self._cond:
+            if self._closed:
+                return True
+            self._closed = True
+            self._queue.put_nowait(_STOP)
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- writer thread -------------------------------------------------------
+
+    def _run(self) -> None:
+        db = _open(self.path)
+        db.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, far fewer fsyncs
+        try:
+            stop = False
+            while not stop:
+                batch, stop = self._next_batch()
+                self._write(db, batch)
+        finally:
+            db.close()
+
+    def _next_batch(self) -> tuple[list[_Item], bool]:
+        """Block for one item, then take whatever else is already queued."""
+        batch: list[_Item] = []
+        item = self._queue.get()
+        while item is not _STOP:
+            batch.append(typing.cast(_Item, item))
+            if len(batch) >= _BATCH_SIZE:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _write(self, db: Database, batch: list[_Item]) -> None:
+        if not batch:
+            return
+        try:
+            rows = [_row(record, secrets) for record, secrets in batch]
+            try:
+                _insert(db, rows)
+            except Exception:
+                # One bad row must not cost the whole batch: retry them one by one.
+                log.warning("batch insert failed; retrying %d records singly", len(rows))
+                for row in rows:
+                    _insert_or_log(db, row)
+        except Exception:
+            log.exception("failed to write %d request records", len(batch))
+        finally:
+            with self._cond:
+                self._settled += len(batch)
+                self._cond.notify_all()
+
+    # -- queries (sync; run them through asyncio.to_thread) -----------------
+
+    def query(
+        self,
+        limit: int = 100,
+        provider: str | None = None,
+        status_class: str | None = None,
+        request_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Records newest first, as dicts (``stream`` as bool); ``limit`` is capped at 1000."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if provider is not None:
+            clauses.append("provider = ?")
+            params.append(provider)
+        if request_id is not None:
+            clauses.append("request_id = ?")
+            params.append(request_id)
+        if status_class is not None:
+            clause, args = _status_where(status_class)
+            clauses.append(clause)
+            params.extend(args)
+        limit = max(0, min(limit, MAX_QUERY_LIMIT))  # a negative LIMIT means "all" to sqlite
+        with _reading(self.path) as table:
+            if table is None:
+                return []
+            rows = table.rows_where(
+                " AND ".join(clauses) or None, params, order_by="ts DESC, id DESC", limit=limit
+            )
+            return [{**row, "stream": bool(row["stream"])} for row in rows]
+
+    def count(self) -> int:
+        with _reading(self.path) as table:
+            return 0 if table is None else table.count
+
+    def clear(self) -> int:
+        """Delete every record; returns how many were deleted."""
+        with _reading(self.path) as table:
+            if table is None:
+                return 0
+            with table.db.conn:
+                return table.db.execute(f"DELETE FROM {TABLE}").rowcount
+

@@ -1,0 +1,108 @@
+"""Every upstream URL a provider module calls, with its real default.
+
+Each one can be overridden under ``upstreams.<provider>.<name>`` in the
+config file, which is how the tests point the whole gateway at loopback.
+Provider ids are the auth files' ``type`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["DEFAULT_UPSTREAMS", "PROVIDERS", "merge_upstreams"]
+
+PROVIDERS = (
+    "claude",
+    "codex",
+    "gemini",
+    "vertex",
+    "github-copilot",
+    "qwen",
+    "iflow",
+    "kiro",
+)
+
+DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
+    "claude": {
+        "base-url": "https://api.anthropic.com",
+        "authorize-url": "https://claude.ai/oauth/authorize",
+        "token-url": "https://platform.claude.com/v1/oauth/token",
+        "usage-url": "https://api.anthropic.com/api/oauth/usage",
+    },
+    "codex": {
+        "base-url": "https://chatgpt.com/backend-api/codex",
+        # codex-api-key entries are plain OpenAI platform keys.
+        "api-key-base-url": "https://api.openai.com/v1",
+        "authorize-url": "https://auth.openai.com/oauth/authorize",
+        "token-url": "https://auth.openai.com/oauth/token",
+        "device-url": "https://auth.openai.com/api/accounts/deviceauth/usercode",
+        "device-token-url": "https://auth.openai.com/api/accounts/deviceauth/token",
+        "usage-url": "https://chatgpt.com/backend-api/wham/usage",
+    },
+    "gemini": {
+        # gemini-api-key entries call the public Generative Language API;
+        # OAuth accounts call Code Assist.
+        "api-key-base-url": "https://generativelanguage.googleapis.com",
+        "base-url": "https://cloudcode-pa.googleapis.com",
+        "authorize-url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "token-url": "https://oauth2.googleapis.com/token",
+        "userinfo-url": "https://www.googleapis.com/oauth2/v2/userinfo",
+    },
+    "vertex": {
+        "base-url": "https://{location}-aiplatform.googleapis.com",
+        "token-url": "https://oauth2.googleapis.com/token",
+    },
+    "github-copilot": {
+        "base-url": "https://api.githubcopilot.com",
+        "device-url": "https://github.com/login/device/code",
+        "token-url": "https://github.com/login/oauth/access_token",
+        "exchange-url": "https://api.github.com/copilot_internal/v2/token",
+        "quota-url": "https://api.github.com/copilot_internal/user",
+    },
+    "qwen": {
+        "base-url": "https://portal.qwen.ai/v1",
+        "device-url": "https://chat.qwen.ai/api/v1/oauth2/device/code",
+        "token-url": "https://chat.qwen.ai/api/v1/oauth2/token",
+    },
+    "iflow": {
+        "base-url": "https://apis.iflow.cn/v1",
+        "authorize-url": "https://iflow.cn/oauth",
+        "token-url": "https://iflow.cn/oauth/token",
+        "userinfo-url": "https://iflow.cn/api/oauth/getUserInfo",
+        "api-key-url": "https://platform.iflow.cn/api/openapi/apikey",
+    },
+    "kiro": {
+        "base-url": "https://codewhisperer.us-east-1.amazonaws.com",
+        "oidc-url": "https://oidc.us-east-1.amazonaws.com",
+        "social-refresh-url": "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken",
+        "usage-url": "https://codewhisperer.us-east-1.amazonaws.com/getUsageLimits",
+    },
+}
+
+
+def merge_upstreams(
+    overrides: Mapping[str, Mapping[str, str]] | None,
+) -> dict[str, dict[str, str]]:
+    """Overlay configured overrides on the defaults.
+
+    Raises ValueError naming the unknown provider or URL name, so a typo in
+    the config cannot silently leave a real upstream in place during tests.
+    """
+    merged = {p: dict(urls) for p, urls in DEFAULT_UPSTREAMS.items()}
+    for provider, urls in (overrides or {}).items():
+        if provider not in merged:
+            raise ValueError(
+                f"upstreams.{provider}: unknown provider (expected one of {', '.join(PROVIDERS)})"
+            )
+        for name, url in urls.items():
+            if name not in merged[provider]:
+                known = ", ".join(sorted(merged[provider]))
+                raise ValueError(
+                    f"upstreams.{provider}.{name}: unknown URL name (expected one of {known})"
+                )
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"upstreams.{provider}.{name}: expected an http(s) URL, got {url!r}"
+                )
+            merged[provider][name] = url.rstrip("/")
+    return merged
