@@ -33,12 +33,12 @@ class GatewayCore:
         loader.add_option("quotio_host", str, "", "Gateway listen host override (default $QUOTIO_HOST or host).")
         loader.add_option("quotio_port", int, 0, "Gateway listen port override (default $QUOTIO_PORT or port).")
         loader.add_option("quotio_db", str, "", "Records database (default $QUOTIO_CONFIG_DIR/quotio.db).")
-        loader.add_option("quotio_auth_scan_interval", float, 1.0, "Seconds between auth dir scans.")
+        loader.add_option("quotio_auth_scan_ms", int, 1000, "Milliseconds between auth dir scans.")
 
     def configure(self, updated: set[str]) -> None:
         if not any(name.startswith("quotio_") for name in updated):
             return
-        if self.holder.gateway is not None and updated == {"quotio_auth_scan_interval"}:
+        if self.holder.gateway is not None and updated == {"quotio_auth_scan_ms"}:
             return
         o = ctx.options
         overrides = {
@@ -75,7 +75,7 @@ class GatewayCore:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(ctx.options.quotio_auth_scan_interval)
+            await asyncio.sleep(max(ctx.options.quotio_auth_scan_ms, 50) / 1000)
             gateway = self.holder.gateway
             if gateway is None:
                 continue

@@ -1,0 +1,82 @@
+"""`quotio`: start the gateway, look at credentials. A thin layer over quotio_core."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from .authstore import AuthStore
+from .config import ConfigError, load_config
+from .credentials import credentials_from_config
+
+ADDON = Path(__file__).resolve().parent.parent / "addons" / "quotio.py"
+
+
+def _config(config_path: str | None, **overrides):
+    try:
+        return load_config(overrides={"config_path": config_path, **overrides})
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@click.group()
+def main() -> None:
+    """quotio: one local endpoint for a pool of AI provider accounts."""
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--host", help="Listen address (default $QUOTIO_HOST or host: in config, 0.0.0.0).")
+@click.option("--port", type=int, help="Listen port (default $QUOTIO_PORT or port: in config, 8317).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("--web", is_flag=True, help="Start mitmweb (inspect every request in a browser).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, config_path: str | None, web: bool) -> None:
+    """Start the gateway (same as `make run`). Extra arguments go to mitmdump."""
+    _config(config_path, host=host, port=port)  # fail here, in one line, on a bad config
+    args = ["-s", str(ADDON), "--set", "connection_strategy=lazy"]
+    for name, value in (("quotio_config", config_path), ("quotio_host", host), ("quotio_port", port)):
+        if value:
+            args += ["--set", f"{name}={value}"]
+    args += ctx.args
+    if web:
+        from mitmproxy.tools.main import mitmweb as run
+    else:
+        from mitmproxy.tools.main import mitmdump as run
+    run(args)
+
+
+@main.group()
+def auth() -> None:
+    """Credentials in the auth dir and the config."""
+
+
+@auth.command("list")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def auth_list(config_path: str | None, as_json: bool) -> None:
+    """List every credential with its provider and status (never its secret)."""
+    config = _config(config_path)
+    warnings: list[str] = []
+    store = AuthStore(config, on_warning=warnings.append)
+    store.scan()
+    creds = credentials_from_config(config) + store.credentials
+    if as_json:
+        click.echo(json.dumps([c.public() for c in creds], indent=2))
+        return
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if not creds:
+        click.echo(f"no credentials in {config.auth_dir} or the config")
+        return
+    rows = [(c.provider, c.id, c.email or c.label, c.status, c.expires_at.isoformat() if c.expires_at else "-") for c in creds]
+    widths = [max(len(r[i]) for r in rows + [("PROVIDER", "ID", "ACCOUNT", "STATUS", "EXPIRES")]) for i in range(5)]
+    for row in [("PROVIDER", "ID", "ACCOUNT", "STATUS", "EXPIRES"), *rows]:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    main()
