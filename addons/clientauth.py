@@ -19,10 +19,13 @@ class ClientAuth:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if not meta.is_fresh(flow) or self.holder.gateway is None:
             return
+        if flow.client_conn.proxy_mode != self.holder.listen_mode:
+            return
         path = flow.request.path.split("?", 1)[0]
-        route = classify(flow.request.method, path)
-        flow.metadata[meta.ROUTE] = route
-        flow.metadata[meta.CLIENT_PATH] = path
+        state = self.holder.flows.open(
+            flow, meta.FlowState(classify(flow.request.method, path), path)
+        )
+        route = state.route
         if route.kind in ("management", "health"):
             return
         decision = authorize(
@@ -31,10 +34,10 @@ class ClientAuth:
             flow.client_conn.peername[0],
         )
         if decision.allowed:
-            flow.metadata[meta.CLIENT_KEY_ID] = decision.key_id
+            state.client_key_id = decision.key_id
             return
         code = "invalid_api_key" if decision.status == 401 else "forbidden"
-        flow.metadata[meta.ERROR] = decision.message
+        state.error = decision.message
         flow.response = meta.json_response(
             decision.status, render_error(route.fmt or "openai", decision.status, code, decision.message)
         )

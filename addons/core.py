@@ -12,6 +12,8 @@ from mitmproxy.utils import asyncio_utils
 from quotio_core.config import ConfigError, load_config
 from quotio_core.gateway import Gateway
 
+from .meta import FlowStates
+
 log = logging.getLogger("quotio")
 
 
@@ -20,6 +22,10 @@ class GatewayHolder:
 
     def __init__(self) -> None:
         self.gateway: Gateway | None = None
+        self.flows = FlowStates()
+        # The parsed mode of the gateway's own listener; flows from other
+        # listeners (a user's forward proxy) are left alone.
+        self.listen_mode = None
 
 
 class GatewayCore:

@@ -9,6 +9,7 @@ CLIProxyAPI on 127.0.0.1:QUOTIO_CLI_PROXY_PORT.
 from __future__ import annotations
 
 from mitmproxy import ctx
+from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.utils import asyncio_utils
 
 from .core import GatewayHolder
@@ -32,12 +33,14 @@ class Listener:
         ours = gateway_mode(cfg.host, cfg.port, cfg.cli_proxy_port)
         modes = list(ctx.options.mode)
         if ours in modes:
+            self.holder.listen_mode = ProxyMode.parse(ours)
             return
         # A config reload may move the gateway: replace the listener we added before.
         modes = [m for m in modes if m != self._added]
         if modes == ["regular"]:
             modes = []
         self._added = ours
+        self.holder.listen_mode = ProxyMode.parse(ours)
         ctx.options.update(mode=modes + [ours], connection_strategy="lazy")
 
     def running(self) -> None:

@@ -26,10 +26,11 @@ class Management:
         return self._handlers[1]
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        route = flow.metadata.get(meta.ROUTE)
+        state = self.holder.flows.get(flow)
         gateway = self.holder.gateway
-        if not meta.is_fresh(flow) or route is None or gateway is None:
+        if not meta.is_fresh(flow) or state is None or gateway is None:
             return
+        route = state.route
         path = flow.request.path.split("?", 1)[0].rstrip("/")
         if route.kind == "health":
             reply = await self._for(gateway).handle("GET", _PROBES[path], {})

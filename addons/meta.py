@@ -1,19 +1,23 @@
-"""Keys under which the addons pass state to each other in `flow.metadata`."""
+"""What the addons pass each other about a flow.
+
+`flow.metadata` is saved with the flow (`-w`, mitmweb), so it only gets
+plain strings for people to read. The objects the addons hand on (route,
+plan, stream tap) live in :class:`FlowStates`, keyed by flow id, from the
+first hook that sees the flow to the `response`/`error` hook that ends it.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from mitmproxy import http
 
-ROUTE = "quotio.route"  # quotio_core.routes.ApiRoute
-CLIENT_PATH = "quotio.client_path"  # the path the client asked for, before routing
-CLIENT_KEY_ID = "quotio.client_key_id"
-PLAN = "quotio.plan"  # quotio_core.gateway.Plan
-SECRET_HEADERS = "quotio.secret_headers"  # header names to mask once sent
-STREAM_TAP = "quotio.stream_tap"  # addons.streams.StreamTap
-ERROR = "quotio.error"  # why the gateway answered this itself
+from quotio_core.gateway import Plan
+from quotio_core.routes import ApiRoute
+from quotio_core.streamtap import StreamTap
+
 PROVIDER = "quotio.provider"
 CREDENTIAL = "quotio.credential"
 MODEL = "quotio.model"
@@ -32,3 +36,31 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 def is_fresh(flow: http.HTTPFlow) -> bool:
     """Whether an earlier addon has not already answered or failed this flow."""
     return flow.response is None and flow.error is None and flow.live
+
+
+@dataclass
+class FlowState:
+    route: ApiRoute
+    client_path: str
+    client_key_id: str | None = None
+    plan: Plan | None = None
+    stream_tap: StreamTap | None = None
+    error: str | None = None  # why the gateway answered this itself
+
+
+class FlowStates:
+    def __init__(self) -> None:
+        self._by_id: dict[str, FlowState] = {}
+
+    def open(self, flow: http.HTTPFlow, state: FlowState) -> FlowState:
+        self._by_id[flow.id] = state
+        return state
+
+    def get(self, flow: http.HTTPFlow) -> FlowState | None:
+        return self._by_id.get(flow.id)
+
+    def close(self, flow: http.HTTPFlow) -> FlowState | None:
+        return self._by_id.pop(flow.id, None)
+
+    def __len__(self) -> int:
+        return len(self._by_id)

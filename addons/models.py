@@ -20,10 +20,11 @@ class Models:
         self.holder = holder
 
     def request(self, flow: http.HTTPFlow) -> None:
-        route = flow.metadata.get(meta.ROUTE)
+        state = self.holder.flows.get(flow)
         gateway = self.holder.gateway
-        if not meta.is_fresh(flow) or route is None or route.kind != "models" or gateway is None:
+        if not meta.is_fresh(flow) or state is None or state.route.kind != "models" or gateway is None:
             return
+        route = state.route
         ids = gateway.router.model_ids()
         if route.fmt == "gemini" and route.model:
             found = gemini_model(ids, route.model)

@@ -32,7 +32,7 @@ addons = [
     Management(_holder),
     Models(_holder),
     Router(_holder),
-    Streams(),
-    SecretMask(),
+    Streams(_holder),
+    SecretMask(_holder),
     Recorder(_holder),
 ]

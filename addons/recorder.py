@@ -45,18 +45,20 @@ class Recorder:
         self._record(flow)
 
     def _record(self, flow: http.HTTPFlow) -> None:
-        route = flow.metadata.get(meta.ROUTE)
+        # The last addon to see a flow: its state ends here.
+        state = self.holder.flows.close(flow)
         gateway = self.holder.gateway
-        if route is None or route.kind != "api" or gateway is None:
+        if state is None or state.route.kind != "api" or gateway is None:
             return
-        plan = flow.metadata.get(meta.PLAN)
-        tap = flow.metadata.get(meta.STREAM_TAP)
+        route = state.route
+        plan = state.plan
+        tap = state.stream_tap
         resp = flow.response
         req = flow.request
         end = (resp.timestamp_end if resp else None) or time.time()
         ttfb = None
         usage = None
-        error = flow.metadata.get(meta.ERROR)
+        error = state.error
         if tap is not None:
             usage = tap.tracker.usage
             error = error or tap.tracker.error
@@ -75,9 +77,9 @@ class Recorder:
             Record(
                 ts=req.timestamp_start,
                 request_id=flow.id,
-                client_key_id=flow.metadata.get(meta.CLIENT_KEY_ID),
+                client_key_id=state.client_key_id,
                 method=req.method,
-                route=flow.metadata.get(meta.CLIENT_PATH, req.path.split("?", 1)[0]),
+                route=state.client_path,
                 client_format=route.fmt,
                 provider=plan.credential.provider if plan else None,
                 credential_id=plan.credential.id if plan else None,

@@ -23,10 +23,11 @@ class Router:
         self.holder = holder
 
     def request(self, flow: http.HTTPFlow) -> None:
-        route = flow.metadata.get(meta.ROUTE)
+        state = self.holder.flows.get(flow)
         gateway = self.holder.gateway
-        if not meta.is_fresh(flow) or route is None or gateway is None:
+        if not meta.is_fresh(flow) or state is None or gateway is None:
             return
+        route = state.route
         if route.kind == "passthrough":
             if not gateway.config.passthrough_enabled:
                 msg = f"no route for {flow.request.method} {flow.request.path.split('?')[0]}"
@@ -43,7 +44,7 @@ class Router:
                 dict(req.query),
             )
         except GatewayError as e:
-            flow.metadata[meta.ERROR] = e.message
+            state.error = e.message
             flow.response = meta.json_response(e.status, render_error(route.fmt, e.status, e.code, e.message))
             return
         for name in CLIENT_SECRET_HEADERS:
@@ -58,20 +59,16 @@ class Router:
         if plan.body is not None:
             req.content = plan.body
         cred = plan.credential
+        state.plan = plan
         flow.metadata.update(
-            {
-                meta.PLAN: plan,
-                meta.SECRET_HEADERS: plan.upstream.secret_headers,
-                meta.PROVIDER: cred.provider,
-                meta.CREDENTIAL: cred.id,
-                meta.MODEL: plan.model_sent,
-            }
+            {meta.PROVIDER: cred.provider, meta.CREDENTIAL: cred.id, meta.MODEL: plan.model_sent}
         )
         flow.comment = f"quotio: {cred.provider} · {cred.id} · {plan.model_requested} → {plan.model_sent}"
 
     def response(self, flow: http.HTTPFlow) -> None:
         """Restore the client's alias in a buffered (non-stream) JSON answer."""
-        plan = flow.metadata.get(meta.PLAN)
+        state = self.holder.flows.get(flow)
+        plan = state.plan if state else None
         resp = flow.response
         if plan is None or resp is None or resp.stream or plan.model_sent == plan.model_requested:
             return

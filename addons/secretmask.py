@@ -8,20 +8,26 @@ from __future__ import annotations
 from mitmproxy import http
 
 from . import meta
-
-
-def mask(flow: http.HTTPFlow) -> None:
-    for name in flow.metadata.get(meta.SECRET_HEADERS, ()):
-        if name in flow.request.headers:
-            flow.request.headers[name] = meta.MASK
+from .core import GatewayHolder
 
 
 class SecretMask:
+    def __init__(self, holder: GatewayHolder):
+        self.holder = holder
+
+    def _mask(self, flow: http.HTTPFlow) -> None:
+        state = self.holder.flows.get(flow)
+        if state is None or state.plan is None:
+            return
+        for name in state.plan.upstream.secret_headers:
+            if name in flow.request.headers:
+                flow.request.headers[name] = meta.MASK
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        mask(flow)
+        self._mask(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        mask(flow)
+        self._mask(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        mask(flow)
+        self._mask(flow)

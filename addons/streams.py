@@ -6,17 +6,21 @@ from mitmproxy import http
 
 from quotio_core.streamtap import StreamTap
 
-from . import meta
+from .core import GatewayHolder
 
 
 class Streams:
+    def __init__(self, holder: GatewayHolder):
+        self.holder = holder
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        plan = flow.metadata.get(meta.PLAN)
+        state = self.holder.flows.get(flow)
         resp = flow.response
-        if plan is None or resp is None:
+        if state is None or state.plan is None or resp is None:
             return
+        plan = state.plan
         if not resp.headers.get("content-type", "").startswith("text/event-stream"):
             return
         tap = StreamTap(plan.provider_format, plan.model_sent, plan.model_requested)
-        flow.metadata[meta.STREAM_TAP] = tap
+        state.stream_tap = tap
         resp.stream = tap
