@@ -10,7 +10,6 @@ from mitmproxy import http
 from quotio_core.records import Record
 from quotio_core.usage import Usage, usage_from_body
 
-from . import meta
 from .core import GatewayHolder
 
 
