@@ -4,6 +4,10 @@ Started in the default mode, `mitmdump -s addons/quotio.py` listens as the
 gateway only; a `--mode` list the user gave is kept and the gateway's
 listener is added to it. Unrouted requests go to the reverse target, which is
 CLIProxyAPI on 127.0.0.1:QUOTIO_CLI_PROXY_PORT.
+
+mitmdump loads `-s` scripts only after it has started the default mode's
+listener (8080), so that listener exists for a moment; `quotio serve` passes
+the gateway's mode on the command line and avoids it.
 """
 
 from __future__ import annotations
@@ -15,11 +19,6 @@ from mitmproxy.utils import asyncio_utils
 from .core import GatewayHolder
 
 
-def gateway_mode(host: str, port: int, cli_proxy_port: int) -> str:
-    listen = f"[{host}]" if ":" in host else host
-    return f"reverse:http://127.0.0.1:{cli_proxy_port}@{listen}:{port}"
-
-
 class Listener:
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
@@ -29,8 +28,7 @@ class Listener:
         gateway = self.holder.gateway
         if gateway is None:
             return
-        cfg = gateway.config
-        ours = gateway_mode(cfg.host, cfg.port, cfg.cli_proxy_port)
+        ours = gateway.config.listen_mode
         modes = list(ctx.options.mode)
         if ours in modes:
             self.holder.listen_mode = ProxyMode.parse(ours)

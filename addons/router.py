@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from mitmproxy import http
+from mitmproxy import connection, http
 
 from quotio_core.errors import GatewayError, render_error
 from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
@@ -58,6 +58,7 @@ class Router:
         req.headers["accept-encoding"] = "identity"
         if plan.body is not None:
             req.content = plan.body
+        _route_via(flow, plan.proxy)
         cred = plan.credential
         state.plan = plan
         flow.metadata.update(
@@ -80,3 +81,19 @@ class Router:
             return
         if rename_model(plan.provider_format, body, plan.model_sent, plan.model_requested):
             resp.content = json.dumps(body).encode()
+
+
+def _route_via(flow: http.HTTPFlow, proxy) -> None:
+    """Reach the upstream through `proxy` (or directly when None).
+
+    A flow starts out with the server connection of the previous request on
+    the same client connection, proxy included; it is set every time so a
+    direct request never inherits another credential's proxy.
+    """
+    via = (proxy.scheme, (proxy.host, proxy.port)) if proxy is not None else None
+    if flow.server_conn.via == via:
+        return
+    if flow.server_conn.connected:
+        # mitmproxy forbids changing an open connection; ask for a new one.
+        flow.server_conn = connection.Server(address=flow.server_conn.address)
+    flow.server_conn.via = via

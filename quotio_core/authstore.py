@@ -97,7 +97,10 @@ class AuthStore:
         out = {}
         for e in entries:
             if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file():
-                st = e.stat()
+                try:
+                    st = e.stat()
+                except FileNotFoundError:
+                    continue  # deleted since the listing: treat it as gone
                 out[e.name] = (st.st_mtime_ns, st.st_size)
         return out
 

@@ -35,8 +35,9 @@ def main() -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, config_path: str | None, web: bool) -> None:
     """Start the gateway (same as `make run`). Extra arguments go to mitmdump."""
-    _config(config_path, host=host, port=port)  # fail here, in one line, on a bad config
-    args = ["-s", str(ADDON), "--set", "connection_strategy=lazy"]
+    # Fails here, in one line, on a bad config.
+    config = _config(config_path, host=host, port=port)
+    args = ["-s", str(ADDON), "--mode", config.listen_mode, "--set", "connection_strategy=lazy"]
     for name, value in (("quotio_config", config_path), ("quotio_host", host), ("quotio_port", port)):
         if value:
             args += ["--set", f"{name}={value}"]

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .proxyurl import parse_proxy_url
 from .upstreams import merge_upstreams
 
 __all__ = [
@@ -40,7 +41,12 @@ def _kebab(name: str) -> str:
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        alias_generator=_kebab, populate_by_name=True, frozen=True, extra="ignore"
+        alias_generator=_kebab,
+        populate_by_name=True,
+        frozen=True,
+        extra="ignore",
+        # CLIProxyAPI (Go YAML) reads `secret-key: 123456` as a string; so do we.
+        coerce_numbers_to_str=True,
     )
 
 
@@ -175,6 +181,16 @@ class Config(_Model):
     file: FileConfig
     upstreams: dict[str, dict[str, str]]
 
+    @property
+    def listen_mode(self) -> str:
+        """The mitmproxy mode of the gateway's listener.
+
+        Reverse mode whose target is CLIProxyAPI: whatever the addons do not
+        route is passed on to it.
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"reverse:http://127.0.0.1:{self.cli_proxy_port}@{host}:{self.port}"
+
     def gemini_keys(self) -> list[GeminiKey]:
         legacy = [GeminiKey(api_key=k) for k in self.file.generative_language_api_key]
         return list(self.file.gemini_api_key) + legacy
@@ -213,9 +229,16 @@ def _env_port(env: Mapping[str, str], name: str) -> int | None:
     return port
 
 
+_SECRET_KEYS = {"api-key", "api-keys", "secret-key", "generative-language-api-key"}
+
+
 def _describe(err: dict[str, Any]) -> str:
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"key {key}: {err['msg']} (got {err.get('input')!r})"
+    loc = [str(p) for p in err["loc"]]
+    text = f"key {'.'.join(loc) or '(top level)'}: {err['msg']}"
+    # A missing key's input is its whole entry; neither that nor a secret is echoed.
+    if err["type"] == "missing" or _SECRET_KEYS.intersection(loc):
+        return text
+    return f"{text} (got {err.get('input')!r})"
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -223,6 +246,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: cannot read config file (not UTF-8: {e.reason})") from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -241,8 +266,10 @@ def _warn_unimplemented(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def parse_file_config(data: Mapping[str, Any], source: str = "config") -> FileConfig:
+    # A section whose entries are all commented out is YAML null: treat it as unset.
+    data = {k: v for k, v in data.items() if v is not None}
     try:
-        cfg = FileConfig.model_validate(dict(data))
+        cfg = FileConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{source}: {_describe(e.errors()[0])}") from e
     for key in cfg.api_keys:

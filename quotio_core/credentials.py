@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +76,7 @@ class Credential:
     models: tuple[ModelAlias, ...] = ()
     expires_at: datetime | None = None
     compat_name: str = ""
+    proxy_url: str = ""
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -152,7 +154,13 @@ def _file_secret(provider: str, data: Mapping[str, Any]) -> tuple[Kind, str, Any
     if provider == "vertex":
         sa = data.get("service_account") or data.get("serviceAccountJson") or {}
         if isinstance(sa, str):
-            sa = {"private_key": sa}
+            # quotio's TS store keeps the whole service-account JSON as a string.
+            try:
+                sa = json.loads(sa)
+            except ValueError:
+                sa = {"private_key": sa}
+        if not isinstance(sa, Mapping):
+            sa = {}
         return "service-account", str(sa.get("private_key") or ""), None
     if provider == "gemini" and isinstance(data.get("token"), Mapping):
         token = data["token"]
@@ -212,6 +220,7 @@ def credential_from_auth_file(
         excluded_models=excluded,
         models=aliases,
         expires_at=_parse_time(expiry),
+        proxy_url=str(data.get("proxy_url") or ""),
         data=dict(data),
     )
 
@@ -241,6 +250,7 @@ def credentials_from_config(config: Config) -> list[Credential]:
                     weight=entry.weight,
                     excluded_models=tuple(entry.excluded_models),
                     models=tuple(entry.models),
+                    proxy_url=entry.proxy_url,
                 )
             )
     for compat in config.file.openai_compatibility:
@@ -261,6 +271,7 @@ def credentials_from_config(config: Config) -> list[Credential]:
                     excluded_models=tuple(compat.excluded_models),
                     models=tuple(compat.models),
                     compat_name=compat.name,
+                    proxy_url=key.proxy_url,
                 )
             )
     return out

@@ -16,8 +16,9 @@ from . import providers
 from .authstore import AuthStore, ScanResult
 from .config import Config
 from .credentials import Credential, credentials_from_config
-from .errors import BadRequest, ModelUnavailable, UnsupportedRoute
+from .errors import BadRequest, GatewayError, ModelUnavailable, UnsupportedRoute
 from .providers import Call, UpstreamRequest
+from .proxyurl import ProxyURL, resolve_proxy
 from .records import RecordStore
 from .routes import ApiRoute
 from .routing import ModelNotFound, ModelRouter
@@ -37,6 +38,7 @@ class Plan:
     stream: bool
     upstream: UpstreamRequest
     body: bytes | None  # a rewritten body, or None to send the client's unchanged
+    proxy: ProxyURL | None = None  # an HTTP(S) proxy to reach the upstream through
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -122,4 +124,19 @@ class Gateway:
             body["model"] = upstream_model
             new_body = json.dumps(body).encode()
         stream = route.stream_by_path or bool(body.get("stream"))
-        return Plan(cred, executor.FORMAT, model, upstream_model, stream, upstream, new_body)
+        proxy = self._proxy_for(cred)
+        return Plan(cred, executor.FORMAT, model, upstream_model, stream, upstream, new_body, proxy)
+
+    def _proxy_for(self, cred: Credential) -> ProxyURL | None:
+        try:
+            proxy = resolve_proxy(cred.proxy_url, self.config.file.proxy_url)
+        except ValueError as e:
+            raise GatewayError(502, "proxy_misconfigured", f"{cred.id}: {e}") from e
+        if proxy is not None and not proxy.supported:
+            raise GatewayError(
+                502,
+                "proxy_unsupported",
+                f"{cred.id} must be reached through {proxy.scheme} proxy {proxy.host}:{proxy.port}, "
+                "which the gateway cannot chain yet; use an http:// or https:// proxy-url",
+            )
+        return proxy

@@ -59,18 +59,18 @@ class ModelRouter:
         self.credentials = [c for c in credentials if servable(c)]
 
     def _split_head(self, model: str) -> tuple[list[Credential], str]:
+        # Prefixed credentials only serve requests that carry their prefix.
+        unprefixed = [c for c in self.credentials if not c.prefix]
         if "/" not in model:
-            return self.credentials, model
+            return unprefixed, model
         head, tail = model.split("/", 1)
         by_prefix = [c for c in self.credentials if c.prefix and c.prefix == head]
         if by_prefix:
             return by_prefix, tail
-        by_provider = [
-            c for c in self.credentials if head in (c.provider, c.compat_name) and head
-        ]
+        by_provider = [c for c in unprefixed if head in (c.provider, c.compat_name) and head]
         if by_provider:
             return by_provider, tail
-        return self.credentials, model
+        return unprefixed, model
 
     def resolve(self, model: str) -> Route:
         if not model:
@@ -92,10 +92,8 @@ class ModelRouter:
             and (not c.models or c.source == "file")
             and not c.excludes(name)
         ]
-        # Prefixed credentials only serve prefixed requests.
-        unprefixed = [(c, m) for c, m in by_family if not c.prefix or pool is not self.credentials]
-        if unprefixed:
-            return Route(model, tuple(unprefixed))
+        if by_family:
+            return Route(model, tuple(by_family))
         raise ModelNotFound(model)
 
     def model_ids(self) -> list[tuple[str, str]]:

@@ -92,7 +92,12 @@ def start_gateway(
     cmd = [str(MITMDUMP), "-s", str(ADDON), "--set", "termlog_verbosity=warn", "--set", "flow_detail=0", "--set", "quotio_auth_scan_ms=200"]
     if confdir is not None:
         cmd += ["--set", f"confdir={confdir}"]
-    cmd += args or []
+    args = args or []
+    if "--mode" not in args:
+        # The default mode's listener exists while mitmdump loads the script;
+        # keep it off 8080 so parallel runs and busy machines cannot collide.
+        cmd += ["--set", f"listen_port={free_port()}"]
+    cmd += args
     log_path = root / "mitmdump.log"
     proc = subprocess.Popen(
         cmd, cwd=root, env=full_env, stdout=log_path.open("w"), stderr=subprocess.STDOUT

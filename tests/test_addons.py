@@ -14,7 +14,6 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from addons.clientauth import ClientAuth
 from addons.core import GatewayCore, GatewayHolder
-from addons.listener import gateway_mode
 from addons.management import Management
 from addons.router import Router
 
@@ -50,7 +49,7 @@ def test_without_client_keys_only_loopback_is_served(holder, peer, status):
     h, core, auth, *_ = _setup(holder, "port: 8317\n")
     with taddons.context(core, auth) as tctx:
         tctx.configure(core, quotio_port=8317)
-        h.listen_mode = ProxyMode.parse(gateway_mode("0.0.0.0", 8317, 18317))
+        h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         f = _flow("/v1/messages", peer, h.listen_mode)
         auth.requestheaders(f)
         if status is None:
@@ -67,7 +66,7 @@ def test_remote_client_with_key_is_served(holder):
     h, core, auth, *_ = _setup(holder, "api-keys: [k-123]\n")
     with taddons.context(core, auth) as tctx:
         tctx.configure(core, quotio_port=8317)
-        h.listen_mode = ProxyMode.parse(gateway_mode("0.0.0.0", 8317, 18317))
+        h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         ok = _flow("/v1/chat/completions", "10.1.2.3", h.listen_mode, authorization="Bearer k-123")
         auth.requestheaders(ok)
         assert ok.response is None
@@ -82,7 +81,7 @@ def test_flows_of_other_listeners_are_not_touched(holder):
     h, core, auth, *_ = _setup(holder, "api-keys: [k-123]\n")
     with taddons.context(core, auth) as tctx:
         tctx.configure(core, quotio_port=8317)
-        h.listen_mode = ProxyMode.parse(gateway_mode("0.0.0.0", 8317, 18317))
+        h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         f = _flow("/v1/messages", "10.1.2.3", ProxyMode.parse("regular@8080"))
         auth.requestheaders(f)
         assert f.response is None
@@ -106,7 +105,7 @@ async def test_management_access_rules(holder, config, peer, headers, status):
     h, core, auth, mgmt, _ = _setup(holder, config or "{}\n")
     with taddons.context(core, auth, mgmt) as tctx:
         tctx.configure(core, quotio_port=8317)
-        h.listen_mode = ProxyMode.parse(gateway_mode("0.0.0.0", 8317, 18317))
+        h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         f = _flow("/v0/management/auth", peer, h.listen_mode, **headers)
         f.request.method = "GET"
         auth.requestheaders(f)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import anthropic
+import pytest
 import httpx
 from mitmproxy import io as mitmio
 
@@ -191,3 +192,42 @@ def test_mitmweb_serves_the_gateway(tmp_path, claude_up, openai_up, compat_up, g
             pass
     finally:
         gw.stop()
+
+
+def test_proxy_url_per_key_and_direct(tmp_path, claude_up, openai_up, confdir):
+    from tests.fakes.connect_proxy import ConnectProxy
+
+    with ConnectProxy() as proxy:
+        config = {
+            "proxy-url": proxy.url,
+            "claude-api-key": [
+                {"api-key": "sk-ant-via-proxy", "prefix": "proxied"},
+                {"api-key": "sk-ant-direct", "prefix": "direct", "proxy-url": "direct"},
+                {"api-key": "sk-ant-socks", "prefix": "socks", "proxy-url": "socks5://127.0.0.1:1"},
+            ],
+            "upstreams": {"claude": {"base-url": claude_up.url}},
+        }
+        gw = start_gateway(tmp_path, config, confdir=confdir)
+        try:
+            client = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0)
+
+            def ask(prefix):
+                return client.messages.create(
+                    model=f"{prefix}/claude-sonnet-4-20250514", max_tokens=8,
+                    messages=[{"role": "user", "content": "hi"}],
+                )
+
+            # Alternate on one client connection: a direct request must not
+            # inherit the previous request's proxy, nor the other way round.
+            for prefix in ("proxied", "direct", "proxied", "direct"):
+                ask(prefix)
+            assert set(proxy.tunnels) == {f"127.0.0.1:{claude_up.port}"}
+            assert proxy.requests == 2
+            keys = [r.headers["x-api-key"] for r in claude_up.requests]
+            assert keys == ["sk-ant-via-proxy", "sk-ant-direct"] * 2
+            with pytest.raises(anthropic.APIStatusError) as e:
+                ask("socks")
+            assert e.value.status_code == 502
+            assert "socks5" in e.value.message
+        finally:
+            gw.stop()
