@@ -6,7 +6,7 @@ from mitmproxy import http
 
 from quotio_core.clientauth import authorize, presented_key
 from quotio_core.errors import render_error
-from quotio_core.routes import classify
+from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
 
 from . import meta
 from .core import GatewayHolder
@@ -17,17 +17,15 @@ class ClientAuth:
         self.holder = holder
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if not meta.is_fresh(flow) or self.holder.gateway is None:
+        state = self.holder.flows.get(flow)
+        if not meta.is_fresh(flow) or state is None or self.holder.gateway is None:
             return
-        if flow.client_conn.proxy_mode != self.holder.listen_mode:
-            return
-        path = flow.request.path.split("?", 1)[0]
-        state = self.holder.flows.open(
-            flow, meta.FlowState(classify(flow.request.method, path), path)
-        )
         route = state.route
         if route.kind in ("management", "health"):
             return
+        # Whatever happens next, the client's key is not kept on the stored flow.
+        state.secret_headers = CLIENT_SECRET_HEADERS
+        state.secret_params = CLIENT_SECRET_PARAMS
         decision = authorize(
             self.holder.gateway.config.file.api_keys,
             presented_key(flow.request.headers, flow.request.query),
@@ -38,6 +36,7 @@ class ClientAuth:
             return
         code = "invalid_api_key" if decision.status == 401 else "forbidden"
         state.error = decision.message
+        meta.mask_secrets(flow, state)
         flow.response = meta.json_response(
             decision.status, render_error(route.fmt or "openai", decision.status, code, decision.message)
         )

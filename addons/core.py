@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 
 from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
@@ -63,7 +64,10 @@ class GatewayCore:
         old = self.holder.gateway
         gateway = Gateway(config)
         gateway.rescan()
-        gateway.records.start()
+        try:
+            gateway.records.start()
+        except (OSError, sqlite3.Error) as e:
+            raise exceptions.OptionsError(f"records database {config.db_path}: {e}") from e
         self.holder.gateway = gateway
         if old is not None:
             old.records.close()

@@ -46,6 +46,9 @@ class FlowState:
     plan: Plan | None = None
     stream_tap: StreamTap | None = None
     error: str | None = None  # why the gateway answered this itself
+    # Headers and query parameters holding secrets, masked once the request is sent.
+    secret_headers: tuple[str, ...] = ()
+    secret_params: tuple[str, ...] = ()
 
 
 class FlowStates:
@@ -64,3 +67,13 @@ class FlowStates:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+def mask_secrets(flow: http.HTTPFlow, state: FlowState) -> None:
+    req = flow.request
+    for name in state.secret_headers:
+        if name in req.headers:
+            req.headers[name] = MASK
+    for name in state.secret_params:
+        if name in req.query:
+            req.query[name] = MASK

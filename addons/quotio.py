@@ -15,6 +15,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from addons.clientauth import ClientAuth  # noqa: E402
 from addons.core import GatewayCore, GatewayHolder  # noqa: E402
+from addons.intake import Intake  # noqa: E402
 from addons.listener import Listener  # noqa: E402
 from addons.management import Management  # noqa: E402
 from addons.models import Models  # noqa: E402
@@ -28,6 +29,7 @@ _holder = GatewayHolder()
 addons = [
     GatewayCore(_holder),
     Listener(_holder),
+    Intake(_holder),
     ClientAuth(_holder),
     Management(_holder),
     Models(_holder),

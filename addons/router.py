@@ -61,6 +61,8 @@ class Router:
         _route_via(flow, plan.proxy)
         cred = plan.credential
         state.plan = plan
+        state.secret_headers = plan.upstream.secret_headers
+        state.secret_params = ()
         flow.metadata.update(
             {meta.PROVIDER: cred.provider, meta.CREDENTIAL: cred.id, meta.MODEL: plan.model_sent}
         )

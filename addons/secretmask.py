@@ -1,6 +1,8 @@
-"""Masks the injected upstream secret on the stored flow once it has been sent.
+"""Masks secrets on the stored flow once the request has been sent.
 
-After this, `-w` dumps and the web UI hold `***` where the token was.
+The injected upstream credential of a routed request, and the client's own
+key on a request passed through to CLIProxyAPI. After this, `-w` dumps and
+the web UI hold `***` where they were.
 """
 
 from __future__ import annotations
@@ -17,11 +19,8 @@ class SecretMask:
 
     def _mask(self, flow: http.HTTPFlow) -> None:
         state = self.holder.flows.get(flow)
-        if state is None or state.plan is None:
-            return
-        for name in state.plan.upstream.secret_headers:
-            if name in flow.request.headers:
-                flow.request.headers[name] = meta.MASK
+        if state is not None:
+            meta.mask_secrets(flow, state)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         self._mask(flow)

@@ -161,7 +161,9 @@ class Management:
 
     async def list_auth(self, query: Mapping[str, str], provider: str | None = None) -> Reply:
         creds = [c for c in self.gw.credentials() if provider in (None, c.provider)]
-        return Reply(200, {"auth_files": [self._auth_entry(c) for c in creds]})
+        # _auth_entry stats the files: keep that disk I/O off the event loop.
+        entries = await asyncio.to_thread(lambda: [self._auth_entry(c) for c in creds])
+        return Reply(200, {"auth_files": entries})
 
     async def delete_auth(self, query: Mapping[str, str], cred_id: str) -> Reply:
         cred = next((c for c in self.gw.credentials() if c.id == cred_id), None)

@@ -14,6 +14,7 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from addons.clientauth import ClientAuth
 from addons.core import GatewayCore, GatewayHolder
+from addons.intake import Intake
 from addons.management import Management
 from addons.router import Router
 
@@ -37,8 +38,16 @@ def _flow(path: str, peer: str, mode: ProxyMode, **headers):
 def _setup(tmp_path, config_text: str):
     (tmp_path / "config.yaml").write_text(config_text)
     h = GatewayHolder()
-    core, auth, mgmt, router = GatewayCore(h), ClientAuth(h), Management(h), Router(h)
-    return h, core, auth, mgmt, router
+    intake, auth = Intake(h), ClientAuth(h)
+
+    class Auth:
+        """Intake then ClientAuth, as they run in addons/quotio.py."""
+
+        def requestheaders(self, flow):
+            intake.requestheaders(flow)
+            auth.requestheaders(flow)
+
+    return h, GatewayCore(h), Auth(), Management(h), Router(h)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +56,7 @@ def _setup(tmp_path, config_text: str):
 )
 def test_without_client_keys_only_loopback_is_served(holder, peer, status):
     h, core, auth, *_ = _setup(holder, "port: 8317\n")
-    with taddons.context(core, auth) as tctx:
+    with taddons.context(core) as tctx:
         tctx.configure(core, quotio_port=8317)
         h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         f = _flow("/v1/messages", peer, h.listen_mode)
@@ -64,7 +73,7 @@ def test_without_client_keys_only_loopback_is_served(holder, peer, status):
 
 def test_remote_client_with_key_is_served(holder):
     h, core, auth, *_ = _setup(holder, "api-keys: [k-123]\n")
-    with taddons.context(core, auth) as tctx:
+    with taddons.context(core) as tctx:
         tctx.configure(core, quotio_port=8317)
         h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         ok = _flow("/v1/chat/completions", "10.1.2.3", h.listen_mode, authorization="Bearer k-123")
@@ -79,7 +88,7 @@ def test_remote_client_with_key_is_served(holder):
 
 def test_flows_of_other_listeners_are_not_touched(holder):
     h, core, auth, *_ = _setup(holder, "api-keys: [k-123]\n")
-    with taddons.context(core, auth) as tctx:
+    with taddons.context(core) as tctx:
         tctx.configure(core, quotio_port=8317)
         h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         f = _flow("/v1/messages", "10.1.2.3", ProxyMode.parse("regular@8080"))
@@ -103,7 +112,7 @@ def test_flows_of_other_listeners_are_not_touched(holder):
 )
 async def test_management_access_rules(holder, config, peer, headers, status):
     h, core, auth, mgmt, _ = _setup(holder, config or "{}\n")
-    with taddons.context(core, auth, mgmt) as tctx:
+    with taddons.context(core, mgmt) as tctx:
         tctx.configure(core, quotio_port=8317)
         h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
         f = _flow("/v0/management/auth", peer, h.listen_mode, **headers)

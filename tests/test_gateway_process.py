@@ -46,10 +46,18 @@ def _ask(gw: GatewayProcess, stream: bool = False) -> str:
     return client.messages.create(**kwargs).content[0].text
 
 
-def test_saved_flows_hold_no_secrets(tmp_path, claude_up, openai_up, compat_up, gemini_up, confdir):
+def test_saved_flows_hold_no_secrets(tmp_path, claude_up, openai_up, compat_up, gemini_up, cliproxy_up, confdir):
     flows_path = tmp_path / "flows.mitm"
-    gw = _start(tmp_path, claude_up, openai_up, compat_up, gemini_up, confdir, args=["-w", str(flows_path)])
+    gw = _start(
+        tmp_path, claude_up, openai_up, compat_up, gemini_up, confdir,
+        args=["-w", str(flows_path)], env={"QUOTIO_CLI_PROXY_PORT": str(cliproxy_up.port)},
+    )
     try:
+        # Passed through to CLIProxyAPI with the client's key, which it needs...
+        httpx.get(f"{gw.url}/v1/other", params={"key": CLIENT_KEY}, headers={"x-api-key": CLIENT_KEY})
+        assert cliproxy_up.last.headers["x-api-key"] == CLIENT_KEY
+        # ...and a refused key, which may be a near miss of a real one.
+        httpx.post(f"{gw.url}/v1/messages", headers={"x-api-key": CLIENT_KEY + "x"}, json={})
         _ask(gw)
         _ask(gw, stream=True)
         httpx.post(
@@ -64,13 +72,13 @@ def test_saved_flows_hold_no_secrets(tmp_path, claude_up, openai_up, compat_up, 
         gw.stop()
     with flows_path.open("rb") as f:
         flows = list(mitmio.FlowReader(f).stream())
-    assert len(flows) >= 4
+    assert len(flows) >= 6
     routed = [f for f in flows if "quotio.provider" in f.metadata]
     assert {f.metadata["quotio.provider"] for f in routed} == {"claude", "gemini"}
     assert all(f.comment.startswith("quotio: ") for f in routed)
     for flow in flows:
         blob = json.dumps(flow.get_state(), default=repr)
-        for secret in ALL_SECRETS:
+        for secret in (*ALL_SECRETS, CLIENT_KEY + "x"):
             assert secret not in blob, (secret, flow.request.path)
 
 
