@@ -8,6 +8,7 @@ entry in the config, so selection and routing treat them alike.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -52,6 +53,7 @@ class CredentialError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=256)
 def key_id(secret: str) -> str:
     """A stable, non-reversible id for a key, safe to log and store."""
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
