@@ -288,8 +288,12 @@ def test_upstream_error_passes_through(gateway, openai_up):
         openai_client(gateway).chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
         )
-    entries = wait_for(lambda: logs(gateway, "/v0/management/logs/status/4xx", limit=5))
-    assert any(e["status"] == 429 and e["provider"] == "codex" for e in entries)
+    assert wait_for(
+        lambda: any(
+            e["status"] == 429 and e["provider"] == "codex"
+            for e in logs(gateway, "/v0/management/logs/status/4xx", limit=5)
+        )
+    )
 
 
 # --- passthrough ------------------------------------------------------------------
@@ -305,24 +309,29 @@ def test_unrouted_goes_to_cliproxyapi(gateway, cliproxy_up):
 
 
 def test_records_written_with_tokens(gateway):
-    httpx.delete(gateway.url + "/v0/management/logs", headers=MGMT)
+    model = "claude-opus-4-1-20250805"  # used by no other test, to pick out these rows
     claude_client(gateway).messages.create(
-        model="claude-sonnet-4-20250514",
+        model=model,
         max_tokens=16,
         messages=[{"role": "user", "content": "count these five words"}],
     )
     with claude_client(gateway).messages.stream(
-        model="claude-sonnet-4-20250514",
+        model=model,
         max_tokens=16,
         messages=[{"role": "user", "content": "and these three"}],
     ) as s:
         s.until_done()
-    entries = wait_for(lambda: (e := logs(gateway, limit=10)) and len(e) >= 2 and e)
-    stream_entry, plain_entry = entries[0], entries[1]
+
+    def mine():
+        found = [e for e in logs(gateway, limit=50) if e["model"] == model]
+        return found if len(found) == 2 else None
+
+    stream_entry, plain_entry = wait_for(mine)
     assert plain_entry["provider"] == "claude"
     assert plain_entry["metadata"]["input_tokens"] == 4
     assert plain_entry["metadata"]["output_tokens"] == 4
     assert plain_entry["metadata"]["credential_id"].startswith("claude-")
+    assert plain_entry["metadata"]["stream"] is False
     assert stream_entry["metadata"]["stream"] is True
     assert stream_entry["metadata"]["input_tokens"] == 3
     assert stream_entry["metadata"]["output_tokens"] == 4
@@ -330,6 +339,9 @@ def test_records_written_with_tokens(gateway):
     assert stream_entry["path"] == "/v1/messages"
     by_provider = logs(gateway, "/v0/management/logs/provider/claude")
     assert {e["provider"] for e in by_provider} == {"claude"}
+    r = httpx.delete(gateway.url + "/v0/management/logs", headers=MGMT)
+    assert r.json()["deleted"] >= 2
+    assert [e for e in logs(gateway, limit=50) if e["model"] == model] == []
 
 
 def test_management_requires_key(gateway):
