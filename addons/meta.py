@@ -16,7 +16,7 @@ from mitmproxy import http
 
 from quotio_core.gateway import Plan
 from quotio_core.routes import ApiRoute
-from quotio_core.streamtap import StreamTap
+from quotio_core.usage import Usage
 
 PROVIDER = "quotio.provider"
 CREDENTIAL = "quotio.credential"
@@ -44,7 +44,9 @@ class FlowState:
     client_path: str
     client_key_id: str | None = None
     plan: Plan | None = None
-    stream_tap: StreamTap | None = None
+    # The stream callable: a same-format tap or a translator; all have `.tracker`.
+    stream_tap: Any = None
+    usage: Usage | None = None  # set when translating a buffered answer
     error: str | None = None  # why the gateway answered this itself
     # Headers and query parameters holding secrets, masked once the request is sent.
     secret_headers: tuple[str, ...] = ()

@@ -63,9 +63,12 @@ class Recorder:
             error = error or tap.tracker.error
             if tap.first_chunk_at:
                 ttfb = (tap.first_chunk_at - req.timestamp_start) * 1000
-        elif resp is not None and plan is not None:
-            usage = _body_usage(plan.provider_format, resp)
-            if resp.timestamp_start:
+        else:
+            if state.usage is not None:
+                usage = state.usage
+            elif resp is not None and plan is not None and plan.translation is None:
+                usage = _body_usage(plan.provider_format, resp)
+            if resp is not None and plan is not None and resp.timestamp_start:
                 ttfb = (resp.timestamp_start - req.timestamp_start) * 1000
         if resp is not None and plan is not None:
             error = error or _upstream_error(resp)

@@ -8,21 +8,35 @@ from __future__ import annotations
 
 import json
 
+import httpx
 from mitmproxy import connection, http
+from mitmproxy.utils import asyncio_utils
 
 from quotio_core.errors import GatewayError, render_error
+from quotio_core.images import fetch_images
 from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
 from quotio_core.streamtap import rename_model
 
 from . import meta
 from .core import GatewayHolder
+from .translation import translate_buffered
 
 
 class Router:
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
+        self._http: httpx.AsyncClient | None = None  # fetches remote images for Gemini
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def done(self) -> None:
+        if self._http is not None:
+            asyncio_utils.create_task(self._http.aclose(), name="quotio image client", keep_ref=True)
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        return self._http
+
+    async def request(self, flow: http.HTTPFlow) -> None:
         state = self.holder.flows.get(flow)
         gateway = self.holder.gateway
         if not meta.is_fresh(flow) or state is None or gateway is None:
@@ -37,15 +51,22 @@ class Router:
             return
         req = flow.request
         try:
-            plan = gateway.plan(
+            draft = gateway.draft(
                 route,
                 req.get_content(strict=False) or b"",
                 {k.lower(): v for k, v in req.headers.items()},
                 dict(req.query),
             )
+            if urls := draft.image_urls():
+                draft.inline_images(await fetch_images(self._client(), urls))
+            plan = gateway.finalize(draft)
         except GatewayError as e:
             state.error = e.message
             flow.response = meta.json_response(e.status, render_error(route.fmt, e.status, e.code, e.message))
+            return
+        if plan.local_reply is not None:
+            state.plan = plan
+            flow.response = meta.json_response(200, plan.local_reply)
             return
         for name in CLIENT_SECRET_HEADERS:
             req.headers.pop(name, None)
@@ -69,11 +90,16 @@ class Router:
         flow.comment = f"quotio: {cred.provider} · {cred.id} · {plan.model_requested} → {plan.model_sent}"
 
     def response(self, flow: http.HTTPFlow) -> None:
-        """Restore the client's alias in a buffered (non-stream) JSON answer."""
+        """Put a buffered (non-stream) answer in the client's terms."""
         state = self.holder.flows.get(flow)
         plan = state.plan if state else None
         resp = flow.response
-        if plan is None or resp is None or resp.stream or plan.model_sent == plan.model_requested:
+        if plan is None or resp is None or resp.stream or plan.local_reply is not None:
+            return
+        if plan.translation is not None:
+            translate_buffered(state, plan, resp)
+            return
+        if plan.model_sent == plan.model_requested:
             return
         if not resp.headers.get("content-type", "").startswith("application/json"):
             return

@@ -7,6 +7,7 @@ from mitmproxy import http
 from quotio_core.streamtap import StreamTap
 
 from .core import GatewayHolder
+from .translation import install_stream
 
 
 class Streams:
@@ -19,6 +20,9 @@ class Streams:
         if state is None or state.plan is None or resp is None:
             return
         plan = state.plan
+        if plan.translation is not None:
+            install_stream(state, plan, resp)
+            return
         if not resp.headers.get("content-type", "").startswith("text/event-stream"):
             return
         tap = StreamTap(plan.provider_format, plan.model_sent, plan.model_requested)

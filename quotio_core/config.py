@@ -135,6 +135,8 @@ IMPLEMENTED_KEYS = frozenset(
         "oauth-model-alias",
         "upstreams",
         "records-db",
+        "header-defaults",
+        "codex-header-defaults",
     }
 )
 
@@ -159,6 +161,9 @@ class FileConfig(_Model):
     oauth_model_alias: dict[str, list[ModelAlias]] = {}
     upstreams: dict[str, dict[str, str]] = {}
     records_db: str = ""
+    # Client identity headers sent upstream, per provider id (versions drift).
+    header_defaults: dict[str, dict[str, str]] = {}
+    codex_header_defaults: dict[str, str] = {}
 
     @field_validator("api_keys", "generative_language_api_key", mode="before")
     @classmethod
@@ -190,6 +195,14 @@ class Config(_Model):
         """
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"reverse:http://127.0.0.1:{self.cli_proxy_port}@{host}:{self.port}"
+
+    def headers_for(self, provider: str) -> dict[str, str]:
+        """Header overrides for a provider's upstream; CLIProxyAPI's codex key included."""
+        out = {}
+        if provider == "codex" and self.file.codex_header_defaults.get("user-agent"):
+            out["user-agent"] = self.file.codex_header_defaults["user-agent"]
+        out.update({k.lower(): v for k, v in self.file.header_defaults.get(provider, {}).items()})
+        return out
 
     def gemini_keys(self) -> list[GeminiKey]:
         legacy = [GeminiKey(api_key=k) for k in self.file.generative_language_api_key]
@@ -265,6 +278,17 @@ def _warn_unimplemented(path: Path, data: Mapping[str, Any]) -> None:
             log.warning("%s: config key %r is accepted but not implemented yet", path, key)
 
 
+def _proxy_urls(cfg: FileConfig) -> list[tuple[str, str]]:
+    found = [("proxy-url", cfg.proxy_url)]
+    for section in ("claude_api_key", "codex_api_key", "gemini_api_key"):
+        for i, entry in enumerate(getattr(cfg, section)):
+            found.append((f"{_kebab(section)}[{i}].proxy-url", entry.proxy_url))
+    for i, compat in enumerate(cfg.openai_compatibility):
+        for j, key in enumerate(compat.api_key_entries):
+            found.append((f"openai-compatibility[{i}].api-key-entries[{j}].proxy-url", key.proxy_url))
+    return found
+
+
 def parse_file_config(data: Mapping[str, Any], source: str = "config") -> FileConfig:
     # A section whose entries are all commented out is YAML null: treat it as unset.
     data = {k: v for k, v in data.items() if v is not None}
@@ -272,6 +296,11 @@ def parse_file_config(data: Mapping[str, Any], source: str = "config") -> FileCo
         cfg = FileConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{source}: {_describe(e.errors()[0])}") from e
+    for key, value in _proxy_urls(cfg):
+        try:
+            parse_proxy_url(value)
+        except ValueError as e:
+            raise ConfigError(f"{source}: key {key}: {e}") from e
     for key in cfg.api_keys:
         if key.startswith("your-api-key-"):
             raise ConfigError(

@@ -12,19 +12,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import providers
+from . import providers, translate
 from .authstore import AuthStore, ScanResult
 from .config import Config
 from .credentials import Credential, credentials_from_config
-from .errors import BadRequest, GatewayError, ModelUnavailable, UnsupportedRoute
+from .errors import BadRequest, GatewayError, ModelUnavailable
 from .providers import Call, UpstreamRequest
 from .proxyurl import ProxyURL, resolve_proxy
 from .records import RecordStore
 from .routes import ApiRoute
 from .routing import ModelNotFound, ModelRouter
 from .selector import Selector
+from .translate import ir
 
-__all__ = ["Gateway", "Plan"]
+__all__ = ["Draft", "Gateway", "Plan", "Translation"]
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A request whose client and upstream speak different formats (or a wrapped one)."""
+
+    client_format: str
+    provider_format: str
+    client_stream: bool
+    upstream_stream: bool
+    include_usage: bool  # the OpenAI client asked for a usage chunk
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,49 @@ class Plan:
     upstream: UpstreamRequest
     body: bytes | None  # a rewritten body, or None to send the client's unchanged
     proxy: ProxyURL | None = None  # an HTTP(S) proxy to reach the upstream through
+    translation: Translation | None = None
+    # Answered by the gateway itself (a token count the upstream cannot give).
+    local_reply: dict[str, Any] | None = None
+
+
+@dataclass
+class Draft:
+    """A routed request before its upstream body is final.
+
+    Between `Gateway.draft` and `Gateway.finalize` the addon may fetch the
+    remote images a target needs as bytes (`image_urls`, `inline_images`).
+    """
+
+    route: ApiRoute
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    credential: Credential
+    model_requested: str
+    model_sent: str
+    provider_format: str
+    request: ir.Request | None  # decoded when translating
+
+    def image_urls(self) -> list[str]:
+        if self.request is None or self.provider_format != "gemini":
+            return []
+        return sorted({img.url for img in _images(self.request) if img.url and not img.data})
+
+    def inline_images(self, fetched: Mapping[str, tuple[str, str]]) -> None:
+        """Replace remote images by (media_type, base64 data) from `fetched`."""
+        for img in _images(self.request) if self.request else ():
+            if img.url in fetched:
+                img.media_type, img.data = fetched[img.url]
+                img.url = ""
+
+
+def _images(req: ir.Request):
+    for msg in req.messages:
+        for part in msg.parts:
+            if isinstance(part, ir.Image):
+                yield part
+            elif isinstance(part, ir.ToolResult):
+                yield from (p for p in part.content if isinstance(p, ir.Image))
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -83,6 +138,16 @@ class Gateway:
         headers: Mapping[str, str],
         query: Mapping[str, str],
     ) -> Plan:
+        """`draft` then `finalize`, for requests that need no image fetching."""
+        return self.finalize(self.draft(route, raw_body, headers, query))
+
+    def draft(
+        self,
+        route: ApiRoute,
+        raw_body: bytes,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+    ) -> Draft:
         body = parse_body(raw_body)
         model = route.model or body.get("model")
         if not isinstance(model, str) or not model:
@@ -91,41 +156,81 @@ class Gateway:
             found = self.router.resolve(model)
         except ModelNotFound as e:
             raise ModelUnavailable(str(e)) from e
-        same_format = [
-            (c, m) for c, m in found.candidates if providers.format_of(c) == route.fmt
+        # Same-format upstreams first: nothing is lost that translation could lose.
+        native = [
+            (c, m)
+            for c, m in found.candidates
+            if providers.format_of(c) == route.fmt and not providers.wrapped(c)
         ]
-        if not same_format:
-            speaks = sorted({providers.format_of(c) for c, _ in found.candidates})
-            raise UnsupportedRoute(
-                400,
-                "format_not_supported",
-                f"model {model!r} is served by upstreams speaking {', '.join(speaks)}; "
-                f"this request uses the {route.fmt} format and cross-format translation "
-                "is not available yet",
-            )
-        by_cred = {c.id: m for c, m in same_format}
+        candidates = native or list(found.candidates)
+        by_cred = {c.id: m for c, m in candidates}
         cred = self.selector.pick(
-            "+".join(sorted(found.providers)) + ":" + model, [c for c, _ in same_format]
+            "+".join(sorted(found.providers)) + ":" + model, [c for c, _ in candidates]
         )
-        upstream_model = by_cred[cred.id]
-        executor = providers.executor_for(cred)
-        upstream = executor.prepare(
-            Call(
-                credential=cred,
-                upstreams=self.config.upstreams,
-                client_headers=headers,
-                endpoint=route.endpoint,
-                model=upstream_model,
-                query=query,
-            )
-        )
+        fmt = providers.format_of(cred)
+        request = None
+        if fmt != route.fmt or providers.wrapped(cred):
+            try:
+                request = translate.module(route.fmt, "request").decode_request(body)
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                raise BadRequest(f"request body is not a valid {route.fmt} request: {e}") from e
+        return Draft(route, body, headers, query, cred, model, by_cred[cred.id], fmt, request)
+
+    def finalize(self, draft: Draft) -> Plan:
+        if draft.request is None:
+            return self._native(draft)
+        return self._translated(draft)
+
+    def _native(self, d: Draft) -> Plan:
+        executor = providers.executor_for(d.credential)
+        upstream = executor.prepare(self._call(d, d.route.endpoint, d.query))
         new_body = None
-        if "model" in body and body["model"] != upstream_model:
-            body["model"] = upstream_model
-            new_body = json.dumps(body).encode()
-        stream = route.stream_by_path or bool(body.get("stream"))
-        proxy = self._proxy_for(cred)
-        return Plan(cred, executor.FORMAT, model, upstream_model, stream, upstream, new_body, proxy)
+        if "model" in d.body and d.body["model"] != d.model_sent:
+            d.body["model"] = d.model_sent
+            new_body = json.dumps(d.body).encode()
+        stream = d.route.stream_by_path or bool(d.body.get("stream"))
+        return Plan(
+            d.credential, executor.FORMAT, d.model_requested, d.model_sent, stream,
+            upstream, new_body, self._proxy_for(d.credential),
+        )
+
+    def _translated(self, d: Draft) -> Plan:
+        cred, req, kind = d.credential, d.request, d.route.call_kind
+        client_stream = d.route.stream_by_path or req.stream
+        upstream_stream = kind == "generate" and (client_stream or providers.stream_only(cred))
+        req.stream = upstream_stream
+        req.model = d.model_sent
+        translation = Translation(
+            d.route.fmt, d.provider_format, client_stream, upstream_stream, req.include_usage
+        )
+        endpoint = providers.endpoint_for(d.provider_format, kind, upstream_stream)
+        executor = providers.executor_for(cred)
+        if endpoint is None:
+            # No counting endpoint upstream: estimate, and say it is an estimate.
+            return Plan(
+                cred, d.provider_format, d.model_requested, d.model_sent, False,
+                UpstreamRequest("", {}, ()), None, None, translation,
+                local_reply=translate.count_reply(d.route.fmt, translate.estimate_tokens(req)),
+            )
+        body = translate.module(d.provider_format, "request").encode_request(req, d.model_sent)
+        call = self._call(d, endpoint, {"alt": "sse"} if endpoint == "streamGenerateContent" else {})
+        if wrap := getattr(executor, "wrap", None):
+            body = wrap(body, call)
+        return Plan(
+            cred, d.provider_format, d.model_requested, d.model_sent, client_stream,
+            executor.prepare(call), json.dumps(body).encode(), self._proxy_for(cred), translation,
+        )
+
+    def _call(self, d: Draft, endpoint: str, query: Mapping[str, str]) -> Call:
+        return Call(
+            credential=d.credential,
+            upstreams=self.config.upstreams,
+            client_headers=d.headers,
+            endpoint=endpoint,
+            model=d.model_sent,
+            query=query,
+            header_defaults=self.config.headers_for(d.credential.provider),
+        )
 
     def _proxy_for(self, cred: Credential) -> ProxyURL | None:
         try:

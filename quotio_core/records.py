@@ -21,7 +21,6 @@ import logging
 import collections
 import re
 import threading
-import time
 import types
 import typing
 from collections.abc import Iterable, Iterator

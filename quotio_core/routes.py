@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ApiRoute", "classify"]
+__all__ = ["COUNT_ENDPOINTS", "ApiRoute", "classify"]
 
 Kind = Literal["api", "models", "management", "health", "passthrough"]
 
@@ -22,6 +22,11 @@ class ApiRoute:
     def stream_by_path(self) -> bool:
         return self.endpoint == "streamGenerateContent"
 
+    @property
+    def call_kind(self) -> str:
+        """"count" for token counting, "generate" for everything else."""
+        return "count" if self.endpoint in COUNT_ENDPOINTS else "generate"
+
 
 _GEMINI_ACTION = re.compile(
     r"^/v1beta/models/(?P<model>[^/:]+):(?P<action>generateContent|streamGenerateContent|countTokens)$"
@@ -31,7 +36,12 @@ _API = {
     ("POST", "/v1/messages"): ("anthropic", "messages"),
     ("POST", "/v1/messages/count_tokens"): ("anthropic", "count_tokens"),
     ("POST", "/v1/chat/completions"): ("openai", "chat"),
+    ("POST", "/v1/responses"): ("responses", "responses"),
+    # Codex CLI's chatgpt_base_url form, as CLIProxyAPI accepts it.
+    ("POST", "/backend-api/codex/responses"): ("responses", "responses"),
 }
+
+COUNT_ENDPOINTS = frozenset({"count_tokens", "countTokens"})
 
 
 def classify(method: str, path: str) -> ApiRoute:

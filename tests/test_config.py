@@ -1,3 +1,4 @@
+import re
 import logging
 from pathlib import Path
 
@@ -495,3 +496,25 @@ def test_numeric_secrets_are_read_as_strings(home: Path, cfg_dir: Path) -> None:
     cfg = load_yaml(cfg_dir, "api-keys: [1234567]\nremote-management:\n  secret-key: 8675309\n")
     assert cfg.file.api_keys == ["1234567"]
     assert cfg.file.remote_management.secret_key == "8675309"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("proxy-url: ftp://proxy:21\n", "proxy-url"),
+        ("claude-api-key:\n  - api-key: k\n    proxy-url: http://user:pw@proxy:8080\n", "claude-api-key[0].proxy-url"),
+        (
+            "openai-compatibility:\n  - name: x\n    base-url: http://x\n    api-key-entries:\n"
+            "      - api-key: k\n        proxy-url: 'http://'\n",
+            "openai-compatibility[0].api-key-entries[0].proxy-url",
+        ),
+    ],
+)
+def test_bad_proxy_url_names_the_key(home: Path, cfg_dir: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"config.yaml: key {re.escape(key)}:"):
+        load_yaml(cfg_dir, text)
+
+
+@pytest.mark.parametrize("value", ["direct", "none", "", "http://p:3128", "socks5://p:1080"])
+def test_accepted_proxy_urls(home: Path, cfg_dir: Path, value: str) -> None:
+    assert load_yaml(cfg_dir, f"proxy-url: '{value}'\n").file.proxy_url == value

@@ -9,9 +9,11 @@ from quotio_core.credentials import Credential
 from quotio_core.providers import (
     Call,
     claude,
+    codex,
     executor_for,
     format_of,
     gemini_api,
+    gemini_cli,
     openai_compat,
     servable,
 )
@@ -203,6 +205,8 @@ def test_entry_headers_cannot_override_credential() -> None:
         ("openai-compatibility", "api-key", openai_compat, "openai"),
         ("codex", "api-key", openai_compat, "openai"),
         ("gemini", "api-key", gemini_api, "gemini"),
+        ("codex", "oauth", codex, "responses"),
+        ("gemini", "oauth", gemini_cli, "gemini"),
     ],
 )
 def test_executor_registry(provider: str, kind: str, module, fmt: str) -> None:
@@ -214,8 +218,7 @@ def test_executor_registry(provider: str, kind: str, module, fmt: str) -> None:
 
 @pytest.mark.parametrize(
     ("provider", "kind"),
-    [("codex", "oauth"), ("gemini", "oauth"), ("vertex", "service-account"), ("kiro", "oauth"),
-     ("qwen", "oauth")],
+    [("vertex", "service-account"), ("kiro", "oauth"), ("qwen", "oauth")],
 )
 def test_no_executor_not_servable(provider: str, kind: str) -> None:
     c = cred(provider, kind)
@@ -231,3 +234,35 @@ def test_disabled_or_secretless_not_servable() -> None:
 def test_client_secret_names() -> None:
     assert set(providers.CLIENT_SECRET_HEADERS) == {"authorization", "x-api-key", "x-goog-api-key"}
     assert set(providers.CLIENT_SECRET_PARAMS) == {"key", "auth_token"}
+
+
+def test_codex_oauth_headers_and_account_id_from_id_token() -> None:
+    import base64
+    import json
+
+    claims = {"https://api.openai.com/auth": {"chatgpt_account_id": "acct-123"}}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    c = cred("codex", "oauth", data={"id_token": f"h.{payload}.s"})
+    up = codex.prepare(
+        Call(c, UPSTREAMS, {}, "responses", "gpt-5", header_defaults={"version": "9.9"})
+    )
+    assert up.url == "https://chatgpt.com/backend-api/codex/responses"
+    assert up.headers["authorization"] == "Bearer the-secret"
+    assert up.headers["chatgpt-account-id"] == "acct-123"
+    assert up.headers["version"] == "9.9"
+    assert up.headers["accept"] == "text/event-stream"
+    assert up.secret_headers == ("authorization",)
+
+
+def test_gemini_cli_wraps_with_project_and_streams_with_alt_sse() -> None:
+    c = cred("gemini", "oauth", data={"project_id": "proj-1"})
+    call = Call(c, UPSTREAMS, {}, "streamGenerateContent", "gemini-2.5-pro")
+    up = gemini_cli.prepare(call)
+    assert up.url == "https://cloudcode-pa.googleapis.com/v1internal:streamGenerateContent?alt=sse"
+    assert gemini_cli.wrap({"contents": []}, call) == {
+        "model": "gemini-2.5-pro", "project": "proj-1", "request": {"contents": []},
+    }
+    count = Call(c, UPSTREAMS, {}, "countTokens", "gemini-2.5-pro")
+    assert gemini_cli.wrap({"contents": [1]}, count) == {
+        "request": {"model": "models/gemini-2.5-pro", "contents": [1]}
+    }

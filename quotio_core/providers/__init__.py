@@ -33,6 +33,8 @@ class Call:
     endpoint: str  # "messages", "count_tokens", "chat", "generateContent", ...
     model: str  # the model name to send upstream
     query: Mapping[str, str] = field(default_factory=dict)
+    # Configured client-identity headers for this provider (`header-defaults`).
+    header_defaults: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,16 @@ def extra_headers(cred: Credential, client_headers: Mapping[str, str]) -> dict[s
     return out
 
 
-from . import claude, gemini_api, openai_compat  # noqa: E402
+from . import claude, codex, gemini_api, gemini_cli, openai_compat  # noqa: E402
 
 _EXECUTORS = {
     ("claude", "oauth"): claude,
     ("claude", "api-key"): claude,
     ("openai-compatibility", "api-key"): openai_compat,
     ("codex", "api-key"): openai_compat,
+    ("codex", "oauth"): codex,
     ("gemini", "api-key"): gemini_api,
+    ("gemini", "oauth"): gemini_cli,
 }
 
 
@@ -78,3 +82,26 @@ def servable(cred: Credential) -> bool:
 def format_of(cred: Credential) -> str:
     """The API format the credential's upstream speaks."""
     return executor_for(cred).FORMAT
+
+
+def stream_only(cred: Credential) -> bool:
+    return getattr(executor_for(cred), "STREAM_ONLY", False)
+
+
+def wrapped(cred: Credential) -> bool:
+    """Whether the upstream wraps the format's bodies (Code Assist), so always translates."""
+    return getattr(executor_for(cred), "WRAPPED", False)
+
+
+# The upstream endpoint for each kind of call, per provider format. A format
+# missing from "count" has no token-counting endpoint: the gateway estimates.
+ENDPOINTS = {
+    "generate": {"anthropic": "messages", "openai": "chat", "responses": "responses"},
+    "count": {"anthropic": "count_tokens", "gemini": "countTokens"},
+}
+
+
+def endpoint_for(fmt: str, kind: str, stream: bool) -> str | None:
+    if fmt == "gemini" and kind == "generate":
+        return "streamGenerateContent" if stream else "generateContent"
+    return ENDPOINTS[kind].get(fmt)

@@ -23,7 +23,7 @@ def merge_betas(client_value: str | None, *required: str) -> str:
 def prepare(call: Call) -> UpstreamRequest:
     cred = call.credential
     base = cred.base_url or call.upstreams["claude"]["base-url"]
-    headers = extra_headers(cred, call.client_headers)
+    headers = {**call.header_defaults, **extra_headers(cred, call.client_headers)}
     headers["anthropic-version"] = call.client_headers.get("anthropic-version", DEFAULT_VERSION)
     if cred.kind == "oauth":
         headers["authorization"] = f"Bearer {cred.secret}"

@@ -16,7 +16,7 @@ FORMAT = "gemini"
 def prepare(call: Call) -> UpstreamRequest:
     cred = call.credential
     base = cred.base_url or call.upstreams["gemini"]["api-key-base-url"]
-    headers = extra_headers(cred, call.client_headers)
+    headers = {**call.header_defaults, **extra_headers(cred, call.client_headers)}
     headers["x-goog-api-key"] = cred.secret
     query = {k: v for k, v in call.query.items() if k not in CLIENT_SECRET_PARAMS}
     url = f"{base}/v1beta/models/{quote(call.model, safe='.-_')}:{call.endpoint}"

@@ -16,7 +16,7 @@ _PATHS = {"chat": "/chat/completions"}
 def prepare(call: Call) -> UpstreamRequest:
     cred = call.credential
     base = cred.base_url or call.upstreams["codex"]["api-key-base-url"]
-    headers = extra_headers(cred, call.client_headers)
+    headers = {**call.header_defaults, **extra_headers(cred, call.client_headers)}
     headers["authorization"] = f"Bearer {cred.secret}"
     return UpstreamRequest(
         url=f"{base}{_PATHS[call.endpoint]}", headers=headers, secret_headers=("authorization",)

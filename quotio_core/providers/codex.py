@@ -1,0 +1,61 @@
+"""How Codex (ChatGPT OAuth) accounts are called: the Responses backend, which only streams."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from . import Call, UpstreamRequest, extra_headers
+
+FORMAT = "responses"
+STREAM_ONLY = True
+
+# Client identity the backend expects; kept overridable through
+# `codex-header-defaults` in the config since these versions drift.
+DEFAULT_HEADERS = {
+    "originator": "codex_cli_rs",
+    "openai-beta": "responses=experimental",
+    "version": "0.50.0",
+    "user-agent": "codex_cli_rs/0.50.0 (Linux; x86_64) quotio",
+}
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified: only read for the account id the token names."""
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def account_id(data: Mapping[str, Any]) -> str:
+    if data.get("account_id"):
+        return str(data["account_id"])
+    for key in ("id_token", "access_token"):
+        auth = jwt_claims(str(data.get(key) or "")).get("https://api.openai.com/auth")
+        if isinstance(auth, dict) and auth.get("chatgpt_account_id"):
+            return str(auth["chatgpt_account_id"])
+    return ""
+
+
+def prepare(call: Call) -> UpstreamRequest:
+    cred = call.credential
+    base = cred.base_url or call.upstreams["codex"]["base-url"]
+    headers = {**DEFAULT_HEADERS, **call.header_defaults, **extra_headers(cred, call.client_headers)}
+    headers.update(
+        {
+            "authorization": f"Bearer {cred.secret}",
+            "accept": "text/event-stream",
+            "content-type": "application/json",
+            "session_id": call.client_headers.get("session_id") or str(uuid.uuid4()),
+        }
+    )
+    if acct := account_id(cred.data):
+        headers["chatgpt-account-id"] = acct
+    return UpstreamRequest(url=f"{base}/responses", headers=headers, secret_headers=("authorization",))

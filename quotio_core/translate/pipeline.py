@@ -1,0 +1,283 @@
+"""Wires a format's decoder to another format's encoder.
+
+Everything here is pure: the gateway hands in bodies and chunks and gets
+back bodies and chunks. Streams are translated event by event: an upstream
+chunk is split into SSE events (partial lines carried over), each event is
+decoded to IR events, and each IR event is encoded for the client at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import Any
+
+from ..sse import SSEDecoder
+from ..usage import StreamUsageTracker, Usage
+from . import ir
+
+__all__ = [
+    "FORMATS",
+    "Aggregator",
+    "AggregatingStream",
+    "StreamTranslator",
+    "expand",
+    "module",
+    "translate_error",
+    "translate_request",
+    "translate_response",
+]
+
+FORMATS = ("anthropic", "openai", "gemini", "responses")
+
+
+def module(fmt: str, part: str) -> ModuleType:
+    """The `<fmt>_<part>` translator module, e.g. ("anthropic", "stream")."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    return importlib.import_module(f"{__package__}.{fmt}_{part}")
+
+
+def translate_request(src: str, dst: str, body: dict[str, Any], model: str) -> dict[str, Any]:
+    req = module(src, "request").decode_request(body)
+    return module(dst, "request").encode_request(req, model)
+
+
+def translate_response(src: str, dst: str, body: Any, model: str) -> tuple[dict[str, Any], Usage]:
+    """(client body, usage) for an upstream's non-stream success body."""
+    resp = module(src, "response").decode_response(body)
+    resp.model = model
+    return module(dst, "response").encode_response(resp), resp.usage
+
+
+def translate_error(src: str, dst: str, status: int, raw: bytes) -> tuple[int, dict[str, Any], ir.ErrorInfo]:
+    err = module(src, "response").decode_error(status, raw)
+    out_status, body = module(dst, "response").encode_error(err)
+    return out_status, body, err
+
+
+class StreamTranslator:
+    """A `flow.response.stream` callable: upstream SSE bytes in, client SSE bytes out."""
+
+    def __init__(self, src: str, dst: str, model: str, include_usage: bool = False):
+        self._sse = SSEDecoder()
+        self._decoder = module(src, "stream").StreamDecoder()
+        self._encoder = module(dst, "stream").StreamEncoder(model, include_usage=include_usage)
+        self.tracker = StreamUsageTracker(src)
+        self.first_chunk_at: float | None = None
+        self._done = False
+
+    def _encode(self, events: list[ir.StreamEvent]) -> list[bytes]:
+        return [self._encoder.encode(e) for e in events]
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if self._done:
+            return b""
+        if chunk:
+            if self.first_chunk_at is None:
+                self.first_chunk_at = time.time()
+            out = []
+            for sse in self._sse.feed(chunk):
+                self.tracker.observe(sse)
+                out += self._encode(self._decoder.feed(sse))
+            return b"".join(out)
+        # b"" marks the end of the upstream body.
+        self._done = True
+        out = []
+        for sse in self._sse.flush():
+            self.tracker.observe(sse)
+            out += self._encode(self._decoder.feed(sse))
+        out += self._encode(self._decoder.finish())
+        out.append(self._encoder.finish())
+        return b"".join(out)
+
+
+class Aggregator:
+    """Folds a stream's IR events into one IR response (for non-stream clients)."""
+
+    def __init__(self) -> None:
+        self.response = ir.Response(id="", model="")
+        self.error: ir.ErrorInfo | None = None
+        self.complete = False
+        self._args: dict[int, list[str]] = {}
+        self._by_index: dict[int, ir.Text | ir.Thinking | ir.ToolCall] = {}
+
+    def feed(self, event: ir.StreamEvent) -> None:
+        handler = _AGGREGATE.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _start(self, e: ir.MessageStart) -> None:
+        self.response.id, self.response.model = e.id, e.model
+        if e.usage is not None:
+            self.response.usage = replace(e.usage)
+
+    def _block(self, e: ir.BlockStart) -> None:
+        part: ir.Text | ir.Thinking | ir.ToolCall
+        if e.kind == "text":
+            part = ir.Text("")
+        elif e.kind == "tool_call":
+            part = ir.ToolCall(e.id, e.name, origin=e.origin)
+            self._args[e.index] = []
+        else:
+            part = ir.Thinking(origin=e.origin, redacted=e.data)
+        self._by_index[e.index] = part
+        self.response.parts.append(part)
+
+    def _text(self, e: ir.TextDelta | ir.ThinkingDelta) -> None:
+        part = self._by_index.get(e.index)
+        if isinstance(part, (ir.Text, ir.Thinking)):
+            part.text += e.text
+
+    def _signature(self, e: ir.SignatureDelta) -> None:
+        part = self._by_index.get(e.index)
+        if isinstance(part, ir.Thinking):
+            part.signature += e.signature
+        elif isinstance(part, ir.ToolCall):
+            part.signature += e.signature
+
+    def _args_delta(self, e: ir.ToolArgsDelta) -> None:
+        self._args.setdefault(e.index, []).append(e.partial_json)
+
+    def _stop(self, e: ir.BlockStop) -> None:
+        part = self._by_index.get(e.index)
+        if isinstance(part, ir.ToolCall):
+            text = "".join(self._args.pop(e.index, []))
+            try:
+                args = json.loads(text) if text.strip() else {}
+            except ValueError:
+                args = {}
+            part.arguments = args if isinstance(args, dict) else {"value": args}
+
+    def _delta(self, e: ir.MessageDelta) -> None:
+        if e.stop_reason is not None:
+            self.response.stop_reason = e.stop_reason
+        if e.stop_sequence is not None:
+            self.response.stop_sequence = e.stop_sequence
+        if e.usage is not None:
+            self.response.usage = replace(e.usage)
+
+    def _end(self, e: ir.MessageStop) -> None:
+        self.complete = True
+
+    def _error(self, e: ir.StreamError) -> None:
+        self.error = e.error
+
+
+_AGGREGATE = {
+    ir.MessageStart: Aggregator._start,
+    ir.BlockStart: Aggregator._block,
+    ir.TextDelta: Aggregator._text,
+    ir.ThinkingDelta: Aggregator._text,
+    ir.SignatureDelta: Aggregator._signature,
+    ir.ToolArgsDelta: Aggregator._args_delta,
+    ir.BlockStop: Aggregator._stop,
+    ir.MessageDelta: Aggregator._delta,
+    ir.MessageStop: Aggregator._end,
+    ir.StreamError: Aggregator._error,
+}
+
+
+@dataclass
+class AggregateResult:
+    status: int
+    body: dict[str, Any]
+    usage: Usage
+    error: ir.ErrorInfo | None
+
+
+class AggregatingStream:
+    """A `flow.response.stream` callable for a non-stream client on a stream-only upstream.
+
+    Chunks are decoded as they arrive and folded into one response; the
+    client's JSON body is written when the upstream stream ends.
+    """
+
+    def __init__(self, src: str, dst: str, model: str):
+        self._sse = SSEDecoder()
+        self._decoder = module(src, "stream").StreamDecoder()
+        self._dst = dst
+        self._model = model
+        self.aggregator = Aggregator()
+        self.tracker = StreamUsageTracker(src)
+        self.first_chunk_at: float | None = None
+        self.result: AggregateResult | None = None
+
+    def _feed(self, events) -> None:
+        for sse in events:
+            self.tracker.observe(sse)
+            for event in self._decoder.feed(sse):
+                self.aggregator.feed(event)
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if chunk:
+            if self.first_chunk_at is None:
+                self.first_chunk_at = time.time()
+            self._feed(self._sse.feed(chunk))
+            return b""
+        if self.result is not None:
+            return b""
+        self._feed(self._sse.flush())
+        for event in self._decoder.finish():
+            self.aggregator.feed(event)
+        self.result = self._finish()
+        return json.dumps(self.result.body).encode()
+
+    def _finish(self) -> AggregateResult:
+        agg = self.aggregator
+        resp = agg.response
+        resp.model = self._model
+        if agg.error is not None:
+            status, body = module(self._dst, "response").encode_error(agg.error)
+            return AggregateResult(status, body, resp.usage, agg.error)
+        return AggregateResult(
+            200, module(self._dst, "response").encode_response(resp), resp.usage, None
+        )
+
+
+def expand(resp: ir.Response) -> list[ir.StreamEvent]:
+    """The IR events of a stream carrying `resp` (for stream clients of a non-stream answer)."""
+    events: list[ir.StreamEvent] = [ir.MessageStart(resp.id, resp.model)]
+    for index, part in enumerate(resp.parts):
+        if isinstance(part, ir.Text):
+            events += [ir.BlockStart(index, "text"), ir.TextDelta(index, part.text)]
+        elif isinstance(part, ir.Thinking):
+            kind = "redacted_thinking" if part.redacted and not part.text else "thinking"
+            events.append(ir.BlockStart(index, kind, data=part.redacted, origin=part.origin))
+            if part.text:
+                events.append(ir.ThinkingDelta(index, part.text))
+            if part.signature:
+                events.append(ir.SignatureDelta(index, part.signature))
+        else:
+            events += [
+                ir.BlockStart(index, "tool_call", id=part.id, name=part.name),
+                ir.ToolArgsDelta(index, json.dumps(part.arguments)),
+            ]
+        events.append(ir.BlockStop(index))
+    events += [ir.MessageDelta(resp.stop_reason, resp.stop_sequence, resp.usage), ir.MessageStop()]
+    return events
+
+
+def estimate_tokens(req: ir.Request) -> int:
+    """A rough prompt size (about four characters a token) for upstreams that cannot count."""
+    chars = sum(len(t.text) for t in req.system)
+    for msg in req.messages:
+        for part in msg.parts:
+            if isinstance(part, (ir.Text, ir.Thinking)):
+                chars += len(part.text)
+            elif isinstance(part, ir.ToolCall):
+                chars += len(part.name) + len(json.dumps(part.arguments))
+            elif isinstance(part, ir.ToolResult):
+                chars += sum(len(p.text) for p in part.content if isinstance(p, ir.Text))
+    chars += sum(len(json.dumps(t.parameters)) + len(t.name) + len(t.description) for t in req.tools)
+    return max(1, (chars + 3) // 4)
+
+
+def count_reply(client_fmt: str, tokens: int) -> dict[str, Any]:
+    """A token-count answer in the client's shape."""
+    if client_fmt == "gemini":
+        return {"totalTokens": tokens}
+    return {"input_tokens": tokens}
