@@ -9,10 +9,13 @@ import time
 import anthropic
 import httpx
 import openai
+import pydantic
 import pytest
 from google import genai
+from openai.types.responses import ResponseStreamEvent
 
 from tests.fakes import DEFAULT_REPLY, FakeUpstream, api_key_check, split_reply
+from tests.fakes.upstreams import TOOL_CALL_TOKENS
 
 ANTHROPIC_BODY = {
     "model": "claude-test",
@@ -131,7 +134,9 @@ def test_anthropic_stream_event_sequence(fake, client):
     ]
     assert all(data["type"] == name for name, data in events)
     start = events[0][1]["message"]
-    assert start["content"] == [] and start["stop_reason"] is None and start["model"] == "claude-test"
+    assert (
+        start["content"] == [] and start["stop_reason"] is None and start["model"] == "claude-test"
+    )
     assert start["usage"]["input_tokens"] == ANTHROPIC_PROMPT_WORDS
     assert events[2][1]["content_block"] == {"type": "text", "text": ""}
     deltas = [data["delta"] for name, data in events if name == "content_block_delta"]
@@ -265,7 +270,8 @@ def test_gemini_stream_without_sse_is_json_array(client):
 
 
 @pytest.mark.parametrize(
-    "body", [GEMINI_BODY, {"generateContentRequest": {"model": "models/gemini-test", **GEMINI_BODY}}]
+    "body",
+    [GEMINI_BODY, {"generateContentRequest": {"model": "models/gemini-test", **GEMINI_BODY}}],
 )
 def test_gemini_count_tokens(client, body):
     resp = client.post("/v1beta/models/gemini-test:countTokens", json=body)
@@ -582,3 +588,539 @@ def test_genai_sdk(fake, api_version):
     with pytest.raises(genai.errors.ClientError) as err:
         sdk.models.generate_content(model="gemini-test", contents="hi")
     assert err.value.code == 429 and err.value.status == "RESOURCE_EXHAUSTED"
+
+
+# ---------------------------------------------------------------------------
+# programmable answers: tool calls and thinking
+
+WEATHER = {"name": "get_weather", "arguments": {"city": "Oslo", "units": ["C", "F"]}}
+TIME = {"name": "get_time", "arguments": {"tz": "Europe/Oslo"}, "id": "call_given"}
+THINKING = "let me think about it"
+THINKING_WORDS = 5
+
+
+@pytest.fixture
+def tools_fake(fake):
+    fake.tool_calls = [WEATHER, TIME]
+    fake.thinking = THINKING
+    return fake
+
+
+def expected_output_tokens(
+    text: str = DEFAULT_REPLY, thinking: str = THINKING, calls: int = 2
+) -> int:
+    return len(text.split()) + len(thinking.split()) + TOOL_CALL_TOKENS * calls
+
+
+def test_anthropic_thinking_and_tool_use(tools_fake, client):
+    body = client.post("/v1/messages", json=ANTHROPIC_BODY).json()
+    thinking, text, weather, time_call = body["content"]
+    assert thinking["type"] == "thinking" and thinking["thinking"] == THINKING
+    assert thinking["signature"].startswith("sig-fake-")
+    assert text == {"type": "text", "text": DEFAULT_REPLY}
+    assert weather["type"] == "tool_use" and weather["id"].startswith("toolu_")
+    assert (weather["name"], weather["input"]) == (WEATHER["name"], WEATHER["arguments"])
+    assert time_call["id"] == "call_given"  # a programmed id is used as given
+    assert body["stop_reason"] == "tool_use"
+    assert body["usage"]["output_tokens"] == expected_output_tokens()
+
+
+def test_anthropic_stream_thinking_and_tool_use(tools_fake, client):
+    events = anthropic_events(
+        post_raw(client, "/v1/messages", ANTHROPIC_BODY | {"stream": True}).raw_body
+    )
+    starts = [d["content_block"] for n, d in events if n == "content_block_start"]
+    assert [b["type"] for b in starts] == ["thinking", "text", "tool_use", "tool_use"]
+    assert starts[0] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert starts[2]["input"] == {} and starts[2]["id"].startswith("toolu_")
+    deltas = [(d["index"], d["delta"]) for n, d in events if n == "content_block_delta"]
+    by_index = {i: [d for j, d in deltas if j == i] for i in range(4)}
+    assert "".join(d["thinking"] for d in by_index[0][:-1]) == THINKING
+    assert by_index[0][-1]["type"] == "signature_delta"
+    assert by_index[0][-1]["signature"].startswith("sig-fake-")
+    for index, call in ((2, WEATHER), (3, TIME)):
+        pieces = [d["partial_json"] for d in by_index[index]]
+        assert all(d["type"] == "input_json_delta" for d in by_index[index])
+        assert pieces[0] == "" and len(pieces) >= 3
+        assert json.loads("".join(pieces)) == call["arguments"]
+    assert [n for n, _ in events].count("content_block_stop") == 4
+    message_delta = events[-2][1]
+    assert message_delta["delta"]["stop_reason"] == "tool_use"
+    assert message_delta["usage"]["output_tokens"] == expected_output_tokens()
+
+
+def test_tool_only_answer_has_no_text_part(fake, client):
+    fake.reply_text = ""
+    fake.tool_calls = [WEATHER]
+    anth = client.post("/v1/messages", json=ANTHROPIC_BODY).json()
+    assert [b["type"] for b in anth["content"]] == ["tool_use"]
+    assert anth["usage"]["output_tokens"] == TOOL_CALL_TOKENS
+    message = client.post("/v1/chat/completions", json=OPENAI_BODY).json()["choices"][0]["message"]
+    assert message["content"] is None and len(message["tool_calls"]) == 1
+    parts = client.post("/v1beta/models/g:generateContent", json=GEMINI_BODY).json()
+    assert parts["candidates"][0]["content"]["parts"] == [
+        {"functionCall": {"name": WEATHER["name"], "args": WEATHER["arguments"]}}
+    ]
+    resp = client.post("/v1/responses", json={"model": "m", "input": "hi"}).json()
+    assert [item["type"] for item in resp["output"]] == ["function_call"]
+
+
+def test_openai_thinking_and_tool_calls(tools_fake, client):
+    body = client.post("/v1/chat/completions", json=OPENAI_BODY).json()
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    message = choice["message"]
+    assert message["content"] == DEFAULT_REPLY and message["reasoning_content"] == THINKING
+    first, second = message["tool_calls"]
+    assert first["id"].startswith("call_") and second["id"] == "call_given"
+    assert first["type"] == "function" and first["function"]["name"] == WEATHER["name"]
+    assert json.loads(first["function"]["arguments"]) == WEATHER["arguments"]
+    usage = body["usage"]
+    assert usage["completion_tokens"] == expected_output_tokens()
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": THINKING_WORDS}
+    assert usage["total_tokens"] == OPENAI_PROMPT_WORDS + expected_output_tokens()
+
+
+def test_openai_stream_thinking_and_parallel_tool_calls(tools_fake, client):
+    chunks = openai_stream(client, OPENAI_BODY | {"stream_options": {"include_usage": True}})
+    *content, usage_chunk = chunks
+    choices = [c["choices"][0] for c in content]
+    deltas = [c["delta"] for c in choices]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == THINKING
+    assert "".join(d.get("content", "") for d in deltas) == DEFAULT_REPLY
+    calls = [call for d in deltas for call in d.get("tool_calls", [])]
+    for index, spec in enumerate((WEATHER, TIME)):
+        mine = [c for c in calls if c["index"] == index]
+        head, *rest = mine
+        assert head["type"] == "function" and head["function"] == {
+            "name": spec["name"],
+            "arguments": "",
+        }
+        assert head["id"].startswith("call_") and all("id" not in c for c in rest)
+        assert len(rest) >= 2
+        assert json.loads("".join(c["function"]["arguments"] for c in rest)) == spec["arguments"]
+    assert [c["finish_reason"] for c in choices] == [None] * (len(choices) - 1) + ["tool_calls"]
+    assert usage_chunk["usage"]["completion_tokens_details"]["reasoning_tokens"] == THINKING_WORDS
+
+
+def test_gemini_thinking_and_function_calls(tools_fake, client):
+    body = client.post("/v1beta/models/g:generateContent", json=GEMINI_BODY).json()
+    candidate = body["candidates"][0]
+    thought, text, *calls = candidate["content"]["parts"]
+    assert thought["text"] == THINKING and thought["thought"] is True
+    assert thought["thoughtSignature"]
+    assert text == {"text": DEFAULT_REPLY}
+    assert calls == [
+        {"functionCall": {"name": WEATHER["name"], "args": WEATHER["arguments"]}},
+        {"functionCall": {"name": TIME["name"], "args": TIME["arguments"]}},
+    ]
+    assert candidate["finishReason"] == "STOP"
+    usage = body["usageMetadata"]
+    assert usage["thoughtsTokenCount"] == THINKING_WORDS
+    assert usage["candidatesTokenCount"] == expected_output_tokens() - THINKING_WORDS
+    assert usage["totalTokenCount"] == GEMINI_PROMPT_WORDS + expected_output_tokens()
+
+
+def test_gemini_stream_thinking_and_function_calls(tools_fake, client):
+    resp = post_raw(client, "/v1beta/models/g:streamGenerateContent?alt=sse", GEMINI_BODY)
+    chunks = [json.loads(f) for f in data_frames(resp.raw_body, b"\r\n\r\n")]
+    parts = [p for c in chunks for p in c["candidates"][0]["content"]["parts"]]
+    thoughts = [p for p in parts if p.get("thought")]
+    assert "".join(p["text"] for p in thoughts) == THINKING
+    assert "thoughtSignature" in thoughts[-1]
+    assert (
+        "".join(p["text"] for p in parts if "text" in p and not p.get("thought")) == DEFAULT_REPLY
+    )
+    last_parts = chunks[-1]["candidates"][0]["content"]["parts"]
+    assert [p["functionCall"]["name"] for p in last_parts] == ["get_weather", "get_time"]
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert chunks[-1]["usageMetadata"]["thoughtsTokenCount"] == THINKING_WORDS
+
+
+def test_tool_calls_and_thinking_default_off(fake, client):
+    # The defaults leave answers as they always were (no new keys).
+    message = client.post("/v1/chat/completions", json=OPENAI_BODY).json()["choices"][0]["message"]
+    assert message == {"role": "assistant", "content": DEFAULT_REPLY}
+    gem = client.post("/v1beta/models/g:generateContent", json=GEMINI_BODY).json()["usageMetadata"]
+    assert "thoughtsTokenCount" not in gem
+
+
+def test_anthropic_sdk_tool_use(tools_fake):
+    sdk = anthropic.Anthropic(base_url=tools_fake.url, api_key="x", max_retries=0)
+    params = {"model": "claude-test", "max_tokens": 64, "messages": ANTHROPIC_BODY["messages"]}
+    message = sdk.messages.create(**params)
+    assert [b.type for b in message.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert (
+        message.content[2].input == WEATHER["arguments"]
+        and message.content[2].name == "get_weather"
+    )
+    assert message.stop_reason == "tool_use"
+    with sdk.messages.stream(**params) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].thinking == THINKING and final.content[0].signature.startswith(
+        "sig-fake-"
+    )
+    assert [b.input for b in final.content[2:]] == [WEATHER["arguments"], TIME["arguments"]]
+
+
+def test_openai_sdk_tool_call_stream(tools_fake):
+    sdk = openai.OpenAI(base_url=tools_fake.url + "/v1", api_key="x", max_retries=0)
+    completion = sdk.chat.completions.create(model="gpt-test", messages=OPENAI_BODY["messages"])
+    calls = completion.choices[0].message.tool_calls
+    assert [json.loads(c.function.arguments) for c in calls] == [
+        WEATHER["arguments"],
+        TIME["arguments"],
+    ]
+    stream = sdk.chat.completions.create(
+        model="gpt-test", messages=OPENAI_BODY["messages"], stream=True
+    )
+    arguments: dict[int, str] = {}
+    for chunk in stream:
+        for call in chunk.choices[0].delta.tool_calls or []:
+            arguments[call.index] = arguments.get(call.index, "") + (call.function.arguments or "")
+    assert {i: json.loads(a) for i, a in arguments.items()} == {
+        0: WEATHER["arguments"],
+        1: TIME["arguments"],
+    }
+
+
+def test_genai_sdk_function_calls(tools_fake):
+    options = genai.types.HttpOptions(base_url=tools_fake.url, api_version="v1beta")
+    sdk = genai.Client(api_key="x", http_options=options)
+    response = sdk.models.generate_content(model="gemini-test", contents="say hello to me")
+    assert [(c.name, c.args) for c in response.function_calls] == [
+        (WEATHER["name"], WEATHER["arguments"]),
+        (TIME["name"], TIME["arguments"]),
+    ]
+    thought = response.candidates[0].content.parts[0]
+    assert thought.thought and thought.text == THINKING and thought.thought_signature
+    assert response.usage_metadata.thoughts_token_count == THINKING_WORDS
+    chunks = list(sdk.models.generate_content_stream(model="gemini-test", contents="hi"))
+    assert [c.name for c in chunks[-1].function_calls] == ["get_weather", "get_time"]
+
+
+# ---------------------------------------------------------------------------
+# Responses API: /v1/responses and the Codex backend
+
+CODEX_PATH = "/backend-api/codex/responses"
+RESPONSES_BODY = {
+    "model": "gpt-5-codex",
+    "instructions": "you are codex",
+    "input": [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "fix the bug"}],
+        },
+        {
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "shell",
+            "arguments": '{"cmd":"ls"}',
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "a.py b.py"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "name": "shell",
+            "description": "run",
+            "parameters": {},
+            "strict": False,
+        }
+    ],
+    "tool_choice": "auto",
+    "parallel_tool_calls": False,
+    "reasoning": {"effort": "medium", "summary": "auto"},
+    "include": ["reasoning.encrypted_content"],
+    "store": False,
+    "stream": True,
+}
+RESPONSES_PROMPT_WORDS = 3 + 3  # instructions + input text (arguments/outputs ignored)
+STREAM_EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
+
+
+def responses_stream(client, path: str, body: dict) -> list[dict]:
+    resp = post_raw(client, path, body)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "text/event-stream"
+    events = anthropic_events(resp.raw_body)  # same `event:` + `data:` framing
+    assert all(name == data["type"] for name, data in events)
+    datas = [data for _, data in events]
+    assert [d["sequence_number"] for d in datas] == list(range(len(datas)))
+    for data in datas:
+        STREAM_EVENT.validate_python(data)  # every event parses as the SDK's model
+    return datas
+
+
+MESSAGE_EVENTS = [
+    "response.output_item.added",
+    "response.content_part.added",
+    *["response.output_text.delta"] * len(split_reply(DEFAULT_REPLY)),
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+]
+
+
+@pytest.mark.parametrize("path", [CODEX_PATH, "/v1/responses"])
+def test_responses_text_stream(fake, client, path):
+    fake.cached_tokens = 2
+    events = responses_stream(client, path, RESPONSES_BODY)
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        *MESSAGE_EVENTS,
+        "response.completed",
+    ]
+    created = events[0]["response"]
+    assert created["status"] == "in_progress" and created["output"] == []
+    assert created["id"].startswith("resp_") and created["model"] == "gpt-5-codex"
+    added = events[2]["item"]
+    assert (
+        added["type"] == "message" and added["status"] == "in_progress" and added["content"] == []
+    )
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert "".join(e["delta"] for e in deltas) == DEFAULT_REPLY
+    assert all(e["item_id"] == added["id"] and e["output_index"] == 0 for e in deltas)
+    completed = events[-1]["response"]
+    assert completed["status"] == "completed" and completed["id"] == created["id"]
+    [message] = completed["output"]
+    assert message["content"][0]["text"] == DEFAULT_REPLY and message["status"] == "completed"
+    assert completed["usage"] == {
+        "input_tokens": RESPONSES_PROMPT_WORDS,
+        "input_tokens_details": {"cached_tokens": 2, "cache_write_tokens": 0},
+        "output_tokens": REPLY_WORDS,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": RESPONSES_PROMPT_WORDS + REPLY_WORDS,
+    }
+    assert fake.last.path == path and fake.last.json == RESPONSES_BODY
+
+
+def test_responses_stream_reasoning_and_function_calls(tools_fake, client):
+    events = responses_stream(client, CODEX_PATH, RESPONSES_BODY)
+    reasoning_events = [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        *["response.reasoning_summary_text.delta"] * THINKING_WORDS,
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+    ]
+    call_events = [
+        "response.output_item.added",
+        *["response.function_call_arguments.delta"] * 3,
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+    ]
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        *reasoning_events,
+        *MESSAGE_EVENTS,
+        *call_events,
+        *call_events,
+        "response.completed",
+    ]
+    summary = [e["delta"] for e in events if e["type"] == "response.reasoning_summary_text.delta"]
+    assert "".join(summary) == THINKING
+    output = events[-1]["response"]["output"]
+    assert [item["type"] for item in output] == [
+        "reasoning",
+        "message",
+        "function_call",
+        "function_call",
+    ]
+    assert output[0]["encrypted_content"] and output[0]["summary"][0]["text"] == THINKING
+    weather, time_call = output[2:]
+    assert weather["id"].startswith("fc_") and weather["call_id"].startswith("call_")
+    assert time_call["call_id"] == "call_given"
+    for index, item, spec in ((2, weather, WEATHER), (3, time_call, TIME)):
+        pieces = [
+            e["delta"]
+            for e in events
+            if e["type"] == "response.function_call_arguments.delta" and e["output_index"] == index
+        ]
+        assert all(
+            e["item_id"] == item["id"]
+            for e in events
+            if e.get("output_index") == index and "item_id" in e
+        )
+        assert json.loads("".join(pieces)) == spec["arguments"] == json.loads(item["arguments"])
+    added = [e["item"] for e in events if e["type"] == "response.output_item.added"]
+    assert added[2] | {"arguments": None, "status": None} == weather | {
+        "arguments": None,
+        "status": None,
+    }
+    assert (added[2]["arguments"], added[2]["status"]) == ("", "in_progress")
+    usage = events[-1]["response"]["usage"]
+    assert usage["output_tokens"] == expected_output_tokens()
+    assert usage["output_tokens_details"] == {"reasoning_tokens": THINKING_WORDS}
+
+
+@pytest.mark.parametrize(
+    "change, detail",
+    [
+        ({"stream": False}, "Stream must be set to true"),
+        ({"stream": None}, "Stream must be set to true"),
+        ({"store": True}, "Store must be set to false"),
+        ({"store": None}, "Store must be set to false"),
+        ({"instructions": None}, "Instructions are required"),
+    ],
+)
+def test_codex_rejects_like_the_backend(fake, client, change, detail):
+    body = {k: v for k, v in (RESPONSES_BODY | change).items() if v is not None}
+    resp = client.post(CODEX_PATH, json=body)
+    assert (resp.status_code, resp.json()) == (400, {"detail": detail})
+    assert fake.last.path == CODEX_PATH  # refused requests are recorded too
+
+
+def test_codex_accepts_empty_instructions(client):
+    assert post_raw(client, CODEX_PATH, RESPONSES_BODY | {"instructions": ""}).status_code == 200
+
+
+def test_public_responses_non_stream(fake, client):
+    body = RESPONSES_BODY | {"stream": False, "store": True}
+    resp = client.post("/v1/responses", json=body)
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    response = openai.types.responses.Response.model_validate(resp.json())
+    assert response.status == "completed" and response.output_text == DEFAULT_REPLY
+    assert response.usage.input_tokens == RESPONSES_PROMPT_WORDS
+    assert response.instructions == "you are codex" and response.store is True
+
+
+def test_openai_sdk_responses(tools_fake):
+    sdk = openai.OpenAI(base_url=tools_fake.url + "/v1", api_key="x", max_retries=0)
+    params = {"model": "gpt-test", "instructions": "be brief", "input": "say hello"}
+    response = sdk.responses.create(**params)
+    assert response.output_text == DEFAULT_REPLY
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert [json.loads(c.arguments) for c in calls] == [WEATHER["arguments"], TIME["arguments"]]
+    assert response.usage.output_tokens_details.reasoning_tokens == THINKING_WORDS
+    assert tools_fake.last.path == "/v1/responses"
+
+    events = list(sdk.responses.create(**params, stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == DEFAULT_REPLY
+    final = events[-1].response
+    assert final.usage.input_tokens == 4 and final.output[0].type == "reasoning"
+
+
+def test_openai_sdk_against_codex_backend(fake):
+    sdk = openai.OpenAI(base_url=fake.url + "/backend-api/codex", api_key="x", max_retries=0)
+    body = {k: v for k, v in RESPONSES_BODY.items() if k != "stream"}
+    with sdk.responses.stream(**body) as stream:
+        final = stream.get_final_response()
+    assert final.output_text == DEFAULT_REPLY
+    assert fake.last.path == CODEX_PATH
+
+    fake.fail_next(429)
+    with pytest.raises(openai.RateLimitError) as err:
+        sdk.responses.create(**body, stream=True)
+    assert err.value.body["type"] == "usage_limit_reached"
+
+
+def test_codex_failure_shapes(fake, client):
+    fake.fail_next(429)
+    resp = client.post(CODEX_PATH, json=RESPONSES_BODY)
+    assert resp.status_code == 429 and resp.headers["retry-after"] == "1"
+    error = resp.json()["error"]
+    assert {"type", "code", "message"} <= set(error)
+    assert error["type"] == "usage_limit_reached" and error["resets_in_seconds"] == 1
+    assert error["resets_at"] >= time.time()
+
+    fake.fail_next(429, headers={"retry-after": "90"})
+    assert client.post(CODEX_PATH, json=RESPONSES_BODY).json()["error"]["resets_in_seconds"] == 90
+
+    fake.fail_next(500)
+    error = client.post(CODEX_PATH, json=RESPONSES_BODY).json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", None)
+
+    fake.require_auth = api_key_check("secret")
+    denied = client.post(CODEX_PATH, json=RESPONSES_BODY)
+    assert denied.status_code == 401 and denied.json()["error"]["code"] == "token_expired"
+
+
+def test_public_responses_failure_uses_openai_shape(fake, client):
+    fake.fail_next(429)
+    resp = client.post("/v1/responses", json=RESPONSES_BODY)
+    assert resp.status_code == 429
+    assert error_kind("openai", resp.json()) == "requests"
+
+
+# ---------------------------------------------------------------------------
+# Gemini Code Assist (v1internal)
+
+CODE_ASSIST_BODY = {
+    "model": "gemini-2.5-pro",
+    "project": "proj-123",
+    "user_prompt_id": "p1",
+    "request": GEMINI_BODY | {"session_id": "s1"},
+}
+
+
+def test_code_assist_generate(fake, client):
+    resp = client.post("/v1internal:generateContent", json=CODE_ASSIST_BODY)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert set(body) == {"response", "traceId"} and body["traceId"]
+    response = body["response"]
+    assert response["candidates"][0]["content"]["parts"] == [{"text": DEFAULT_REPLY}]
+    assert response["modelVersion"] == "gemini-2.5-pro"
+    assert response["usageMetadata"]["promptTokenCount"] == GEMINI_PROMPT_WORDS
+    assert (fake.last.path, fake.last.json) == ("/v1internal:generateContent", CODE_ASSIST_BODY)
+
+
+def test_code_assist_stream(tools_fake, client):
+    resp = post_raw(client, "/v1internal:streamGenerateContent?alt=sse", CODE_ASSIST_BODY)
+    assert resp.headers["content-type"] == "text/event-stream"
+    assert b"\r" not in resp.raw_body
+    events = [json.loads(f) for f in data_frames(resp.raw_body, b"\n\n")]
+    assert all(set(e) == {"response", "traceId"} for e in events)
+    assert len({e["traceId"] for e in events}) == 1
+    chunks = [e["response"] for e in events]
+    parts = [p for c in chunks for p in c["candidates"][0]["content"]["parts"]]
+    assert (
+        "".join(p["text"] for p in parts if "text" in p and not p.get("thought")) == DEFAULT_REPLY
+    )
+    assert [p["functionCall"]["name"] for p in parts if "functionCall" in p] == [
+        "get_weather",
+        "get_time",
+    ]
+    final = chunks[-1]
+    assert final["candidates"][0]["finishReason"] == "STOP"
+    assert final["usageMetadata"]["thoughtsTokenCount"] == THINKING_WORDS
+    assert (
+        final["usageMetadata"]["totalTokenCount"] == GEMINI_PROMPT_WORDS + expected_output_tokens()
+    )
+    assert tools_fake.last.query == {"alt": "sse"}
+
+
+def test_code_assist_count_tokens(client):
+    body = {"request": {"model": "models/gemini-2.5-pro", "contents": GEMINI_BODY["contents"]}}
+    resp = client.post("/v1internal:countTokens", json=body)
+    assert resp.json() == {"totalTokens": GEMINI_PROMPT_WORDS - 2}  # no system instruction
+
+
+@pytest.mark.parametrize("method", ["generateContent", "streamGenerateContent?alt=sse"])
+def test_code_assist_requires_project(fake, client, method):
+    body = {k: v for k, v in CODE_ASSIST_BODY.items() if k != "project"}
+    resp = client.post(f"/v1internal:{method}", json=body)
+    assert resp.status_code == 400
+    assert error_kind("gemini", resp.json()) == "INVALID_ARGUMENT"
+    assert fake.last.json == body
+
+
+def test_code_assist_failure_uses_google_shape(fake, client):
+    fake.fail_next(429)
+    resp = client.post("/v1internal:streamGenerateContent?alt=sse", json=CODE_ASSIST_BODY)
+    assert resp.status_code == 429
+    error = resp.json()["error"]
+    assert (error["code"], error["status"]) == (429, "RESOURCE_EXHAUSTED")
+    assert error["details"][0]["retryDelay"] == "1s"
+    fake.fail_next(503)
+    assert (
+        error_kind("gemini", client.post("/v1internal:countTokens", json={}).json())
+        == "UNAVAILABLE"
+    )

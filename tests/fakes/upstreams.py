@@ -1,32 +1,68 @@
 """Fake provider upstreams that speak the published wire formats.
 
 `FakeUpstream` is a real HTTP/1.1 server on 127.0.0.1 (ephemeral port) that
-answers like Anthropic Messages, OpenAI Chat Completions and Gemini
-generateContent, non-stream and SSE, so the gateway (a separate `mitmdump`
+answers like Anthropic Messages, OpenAI Chat Completions, the OpenAI
+Responses API (public and Codex backend), Gemini generateContent and Gemini
+Code Assist, non-stream and SSE, so the gateway (a separate `mitmdump`
 process) and the official SDKs can talk to it over a socket.
 
 Routes (anything else is a 404 in OpenAI's error shape):
 
 * POST /v1/messages, POST /v1/messages/count_tokens            (Anthropic)
 * POST /v1/chat/completions, GET /v1/models                    (OpenAI)
+* POST /v1/responses                                           (OpenAI
+  Responses: stream or not; errors in OpenAI's shape)
+* POST /backend-api/codex/responses                            (Codex backend:
+  same answers, but like chatgpt.com it demands `stream: true`, `store:
+  false` and an `instructions` field, else 400 {"detail": …}; injected errors
+  use {"error": {"type", "code", "message", …}}, a 429 being
+  `usage_limit_reached` with `resets_in_seconds`)
 * POST /v1beta/models/{model}:generateContent | :streamGenerateContent
   | :countTokens                                               (Gemini; the
   same under /v1/, which google-genai uses by default)
+* POST /v1internal:generateContent | :streamGenerateContent
+  | :countTokens                                               (Code Assist:
+  the Gemini request sits under `request` next to `model` and `project`; every
+  answer, each SSE event included, is {"response": …, "traceId": …}; a
+  generate body without `project` is a 400)
+
+What the model "says" is programmable (attributes, changeable while running):
+
+* `reply_text`  – the text answer ("" allowed, e.g. for tool-only answers).
+* `thinking`    – when non-empty the answer starts with a reasoning part:
+  Anthropic `thinking` block (signature "sig-fake-…"), OpenAI
+  `reasoning_content`, Gemini part with `thought: true` and a
+  `thoughtSignature`, Responses `reasoning` item (summary + encrypted_content).
+* `tool_calls`  – a list of {"name", "arguments": dict, "id"?}; when non-empty
+  the answer ends with these calls in each provider's shape (Anthropic
+  `tool_use`, OpenAI `tool_calls`, Gemini `functionCall`, Responses
+  `function_call`) and the stop reason says so (`tool_use`, `tool_calls`;
+  Gemini keeps `STOP`). A given "id" is used as the Anthropic/OpenAI id and
+  the Responses `call_id`; otherwise ids are invented ("toolu_…", "call_…").
+  Streamed arguments arrive as the JSON text cut at its thirds.
 
 Token counting is deterministic so tests can assert exact numbers:
 
 * prompt tokens  = number of whitespace-separated words in every string under
   a `text` or `content` key (or a bare string) inside the prompt fields:
-  Anthropic `system` + `messages`, OpenAI `messages`, Gemini
-  `systemInstruction` + `contents` (countTokens also looks inside
+  Anthropic `system` + `messages`, OpenAI `messages`, Responses
+  `instructions` + `input`, Gemini `systemInstruction` + `contents` (Code
+  Assist: inside `request`; countTokens also looks inside
   `generateContentRequest`). Roles, ids, tool arguments and media are ignored.
 * cached tokens  = min(`cached_tokens` setting, prompt tokens); default 0.
-* output tokens  = number of words in `reply_text`.
+* reasoning tokens = number of words in `thinking`.
+* output tokens  = words in `reply_text` + reasoning tokens
+  + `TOOL_CALL_TOKENS` (5) per tool call.
 
 Each provider reports these in its own convention, so the total prompt size is
 the same number everywhere: Anthropic `input_tokens` = prompt - cached with
-`cache_read_input_tokens` = cached; OpenAI `prompt_tokens` and Gemini
-`promptTokenCount` include the cached part. Anthropic's `message_start`
+`cache_read_input_tokens` = cached; OpenAI `prompt_tokens`, Responses
+`input_tokens` and Gemini `promptTokenCount` include the cached part.
+Anthropic `output_tokens`, OpenAI `completion_tokens` and Responses
+`output_tokens` are the whole output (reasoning included, and broken out in
+`completion_tokens_details` / `output_tokens_details.reasoning_tokens`);
+Gemini's `candidatesTokenCount` excludes the thoughts, which it reports as
+`thoughtsTokenCount` (only when there are any). Anthropic's `message_start`
 reports `output_tokens: 1` like the real API; the final count arrives in the
 cumulative `message_delta` usage. `count_tokens`/`countTokens` return the
 prompt tokens.
@@ -34,6 +70,7 @@ prompt tokens.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -49,10 +86,13 @@ from urllib.parse import parse_qs, urlsplit
 DEFAULT_REPLY = "Hello from fake"
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini")
 DEFAULT_RETRY_AFTER = "1"
+# Output tokens charged per tool call, so tool-only answers still cost something.
+TOOL_CALL_TOKENS = 5
 
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
 GEMINI = "gemini"
+CODEX = "codex"
 
 
 @dataclass(frozen=True)
@@ -83,7 +123,37 @@ class _Failure:
 class _Usage:
     prompt: int
     cached: int
-    output: int
+    output: int  # everything generated, reasoning included
+    reasoning: int = 0
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One programmed tool call; `id` None means each provider invents its own."""
+
+    name: str
+    arguments: dict
+    id: str | None = None
+
+    @property
+    def arguments_json(self) -> str:
+        return json.dumps(self.arguments, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What the fake says to one request, fixed when the request arrives."""
+
+    text: str
+    thinking: str
+    tools: tuple[ToolCall, ...]
+    usage: _Usage
+
+    @property
+    def has_text_part(self) -> bool:
+        # An empty text part is dropped only when tool calls carry the answer,
+        # so a plain answer keeps its single (possibly empty) text part.
+        return bool(self.text) or not self.tools
 
 
 def api_key_check(expected: str) -> Callable[[Captured], bool]:
@@ -106,6 +176,7 @@ class FakeUpstream:
     """A programmable fake of the Anthropic, OpenAI and Gemini HTTP APIs.
 
     Attributes tests may change while the server runs: `reply_text`,
+    `thinking`, `tool_calls` (see the module docstring),
     `stream_delay` (seconds slept between streamed events), `cached_tokens`,
     `require_auth` (None, or a callable taking `Captured` and returning
     whether to accept; a refusal answers 401 in the route's error shape) and
@@ -120,8 +191,12 @@ class FakeUpstream:
         cached_tokens: int = 0,
         require_auth: Callable[[Captured], bool] | None = None,
         models: Iterable[str] = DEFAULT_MODELS,
+        thinking: str = "",
+        tool_calls: Iterable[dict] = (),
     ) -> None:
         self.reply_text = reply_text
+        self.thinking = thinking
+        self.tool_calls: list[dict] = list(tool_calls)
         self.stream_delay = stream_delay
         self.cached_tokens = cached_tokens
         self.require_auth = require_auth
@@ -231,9 +306,25 @@ class FakeUpstream:
                 self._failures.pop(0)
             return failure
 
-    def _usage(self, *prompt_nodes: Any) -> _Usage:
-        prompt = sum(_prompt_words(node) for node in prompt_nodes)
-        return _Usage(prompt, min(self.cached_tokens, prompt), _word_count(self.reply_text))
+    def _prompt_tokens(self, *prompt_nodes: Any) -> int:
+        return sum(_prompt_words(node) for node in prompt_nodes)
+
+    def _answer(self, *prompt_nodes: Any) -> _Answer:
+        # Each attribute is read once, so a test changing them mid-request
+        # cannot produce an answer that is half old and half new.
+        text, thinking = self.reply_text, self.thinking
+        tools = tuple(_tool_call(spec) for spec in list(self.tool_calls))
+        prompt = self._prompt_tokens(*prompt_nodes)
+        reasoning = _word_count(thinking)
+        output = _word_count(text) + reasoning + TOOL_CALL_TOKENS * len(tools)
+        usage = _Usage(prompt, min(self.cached_tokens, prompt), output, reasoning)
+        return _Answer(text, thinking, tools, usage)
+
+
+def _tool_call(spec: dict | ToolCall) -> ToolCall:
+    if isinstance(spec, ToolCall):
+        return spec
+    return ToolCall(spec["name"], dict(spec.get("arguments") or {}), spec.get("id"))
 
 
 # ---------------------------------------------------------------------------
@@ -267,8 +358,24 @@ def split_reply(text: str) -> list[str]:
     return [piece for piece in re.split(r"(?<=\s)(?=\S)", text) if piece]
 
 
+def split_json(text: str) -> list[str]:
+    """Argument stream pieces: the JSON text cut at its thirds, mid-token on purpose."""
+    a, b = len(text) // 3, 2 * len(text) // 3
+    return [piece for piece in (text[:a], text[a:b], text[b:]) if piece]
+
+
 def _new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24]
+
+
+def _signature() -> str:
+    return _new_id("sig-fake-")
+
+
+def _thought_signature() -> str:
+    # google-genai decodes thoughtSignature as base64 bytes, so it must be
+    # valid base64; 21 bytes encode without padding.
+    return base64.b64encode(b"sig-fake-" + uuid.uuid4().hex[:12].encode()).decode()
 
 
 def _dumps(obj: Any) -> bytes:
@@ -293,43 +400,83 @@ def _anthropic_usage(usage: _Usage, output_tokens: int) -> dict:
     }
 
 
-def anthropic_message(msg_id: str, model: str, text: str, usage: _Usage) -> dict:
+def anthropic_content(answer: _Answer) -> list[dict]:
+    blocks: list[dict] = []
+    if answer.thinking:
+        blocks.append({"type": "thinking", "thinking": answer.thinking, "signature": _signature()})
+    if answer.has_text_part:
+        blocks.append({"type": "text", "text": answer.text})
+    for call in answer.tools:
+        tool_id = call.id or _new_id("toolu_")
+        blocks.append(
+            {"type": "tool_use", "id": tool_id, "name": call.name, "input": call.arguments}
+        )
+    return blocks
+
+
+def _anthropic_stop_reason(answer: _Answer) -> str:
+    return "tool_use" if answer.tools else "end_turn"
+
+
+def anthropic_message(msg_id: str, model: str, answer: _Answer) -> dict:
     return {
         "id": msg_id,
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": anthropic_content(answer),
+        "stop_reason": _anthropic_stop_reason(answer),
         "stop_sequence": None,
-        "usage": _anthropic_usage(usage, usage.output),
+        "usage": _anthropic_usage(answer.usage, answer.usage.output),
     }
 
 
-def anthropic_events(
-    msg_id: str, model: str, text: str, usage: _Usage
-) -> Iterator[tuple[str, dict]]:
-    start = anthropic_message(msg_id, model, text, usage)
+def _anthropic_block_stream(block: dict) -> tuple[dict, list[dict]]:
+    """The empty block `content_block_start` announces, and the deltas that fill it."""
+    kind = block["type"]
+    if kind == "thinking":
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in split_reply(block["thinking"])]
+        signature = {"type": "signature_delta", "signature": block["signature"]}
+        return {"type": "thinking", "thinking": "", "signature": ""}, [*deltas, signature]
+    if kind == "text":
+        deltas = [{"type": "text_delta", "text": p} for p in split_reply(block["text"])]
+        return {"type": "text", "text": ""}, deltas
+    # The real API opens tool input with an empty piece; clients must cope.
+    pieces = ["", *split_json(json.dumps(block["input"], separators=(",", ":")))]
+    deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+    return block | {"input": {}}, deltas
+
+
+def anthropic_events(msg_id: str, model: str, answer: _Answer) -> Iterator[tuple[str, dict]]:
+    usage = answer.usage
+    start = anthropic_message(msg_id, model, answer)
     start.update(content=[], stop_reason=None, usage=_anthropic_usage(usage, 1))
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
-    yield "content_block_start", {
-        "type": "content_block_start",
-        "index": 0,
-        "content_block": {"type": "text", "text": ""},
-    }
-    for piece in split_reply(text):
-        yield "content_block_delta", {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "text_delta", "text": piece},
-        }
-    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-    yield "message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"output_tokens": usage.output},
-    }
+    for index, block in enumerate(anthropic_content(answer)):
+        empty, deltas = _anthropic_block_stream(block)
+        yield (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": empty,
+            },
+        )
+        for delta in deltas:
+            yield (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            )
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": _anthropic_stop_reason(answer), "stop_sequence": None},
+            "usage": {"output_tokens": usage.output},
+        },
+    )
     yield "message_stop", {"type": "message_stop"}
 
 
@@ -364,25 +511,69 @@ def _openai_usage(usage: _Usage) -> dict:
         "completion_tokens": usage.output,
         "total_tokens": usage.prompt + usage.output,
         "prompt_tokens_details": {"cached_tokens": usage.cached},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning},
     }
 
 
-def openai_completion(cmpl_id: str, created: int, model: str, text: str, usage: _Usage) -> dict:
+def _openai_finish_reason(answer: _Answer) -> str:
+    return "tool_calls" if answer.tools else "stop"
+
+
+def _openai_message(answer: _Answer) -> dict:
+    # content is null, not "", when tool calls are the whole answer.
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": answer.text if answer.has_text_part else None,
+    }
+    if answer.thinking:
+        message["reasoning_content"] = answer.thinking
+    if answer.tools:
+        message["tool_calls"] = [
+            {
+                "id": call.id or _new_id("call_"),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json},
+            }
+            for call in answer.tools
+        ]
+    return message
+
+
+def openai_completion(cmpl_id: str, created: int, model: str, answer: _Answer) -> dict:
     return {
         "id": cmpl_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": _openai_message(answer),
+                "finish_reason": _openai_finish_reason(answer),
+            }
         ],
-        "usage": _openai_usage(usage),
+        "usage": _openai_usage(answer.usage),
     }
 
 
+def _openai_deltas(answer: _Answer) -> Iterator[dict]:
+    yield {"role": "assistant", "content": ""}
+    for piece in split_reply(answer.thinking):
+        yield {"reasoning_content": piece}
+    for piece in split_reply(answer.text):
+        yield {"content": piece}
+    for index, call in enumerate(answer.tools):
+        # The first piece of each call names it; later pieces only add arguments.
+        function = {"name": call.name, "arguments": ""}
+        call_id = call.id or _new_id("call_")
+        head = {"index": index, "id": call_id, "type": "function", "function": function}
+        yield {"tool_calls": [head]}
+        for piece in split_json(call.arguments_json):
+            yield {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+
+
 def openai_chunks(
-    cmpl_id: str, created: int, model: str, text: str, usage: _Usage, include_usage: bool
+    cmpl_id: str, created: int, model: str, answer: _Answer, include_usage: bool
 ) -> Iterator[dict]:
     def chunk(delta: dict, finish_reason: str | None = None) -> dict:
         body = {
@@ -396,13 +587,12 @@ def openai_chunks(
             body["usage"] = None
         return body
 
-    yield chunk({"role": "assistant", "content": ""})
-    for piece in split_reply(text):
-        yield chunk({"content": piece})
-    yield chunk({}, "stop")
+    for delta in _openai_deltas(answer):
+        yield chunk(delta)
+    yield chunk({}, _openai_finish_reason(answer))
     if include_usage:
         final = chunk({})
-        final.update(choices=[], usage=_openai_usage(usage))
+        final.update(choices=[], usage=_openai_usage(answer.usage))
         yield final
 
 
@@ -424,40 +614,78 @@ def openai_error(status: int, message: str) -> dict:
 
 
 def _gemini_usage(usage: _Usage) -> dict:
-    return {
+    meta = {
         "promptTokenCount": usage.prompt,
-        "candidatesTokenCount": usage.output,
+        "candidatesTokenCount": usage.output - usage.reasoning,  # thoughts excluded
         "totalTokenCount": usage.prompt + usage.output,
         "cachedContentTokenCount": usage.cached,
     }
+    if usage.reasoning:
+        meta["thoughtsTokenCount"] = usage.reasoning
+    return meta
 
 
-def _gemini_candidate(text: str, final: bool) -> dict:
-    content = {"role": "model", "parts": [{"text": text}]}
+def _gemini_call_part(call: ToolCall) -> dict:
+    # Gemini usually sends no call id; clients must match results by name.
+    return {"functionCall": {"name": call.name, "args": call.arguments}}
+
+
+def _gemini_thought_part(text: str, signature: str | None) -> dict:
+    part: dict[str, Any] = {"text": text, "thought": True}
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def _gemini_parts(answer: _Answer) -> list[dict]:
+    parts = [_gemini_thought_part(answer.thinking, _thought_signature())] if answer.thinking else []
+    if answer.has_text_part:
+        parts.append({"text": answer.text})
+    return parts + [_gemini_call_part(call) for call in answer.tools]
+
+
+def _gemini_stream_parts(answer: _Answer) -> list[list[dict]]:
+    """The parts of each stream chunk: thought and text word by word, calls whole."""
+    thoughts = split_reply(answer.thinking)
+    chunks = [
+        # The signature rides on the last thought piece, once the thought is complete.
+        [_gemini_thought_part(piece, _thought_signature() if i == len(thoughts) - 1 else None)]
+        for i, piece in enumerate(thoughts)
+    ]
+    if answer.has_text_part:
+        chunks += [[{"text": piece}] for piece in split_reply(answer.text) or [""]]
+    if answer.tools:
+        chunks.append([_gemini_call_part(call) for call in answer.tools])
+    return chunks
+
+
+def _gemini_candidate(parts: list[dict], final: bool) -> dict:
+    content = {"role": "model", "parts": parts}
     candidate: dict[str, Any] = {"content": content, "index": 0}
     if final:
-        candidate["finishReason"] = "STOP"
+        candidate["finishReason"] = "STOP"  # also after function calls
     return candidate
 
 
-def gemini_response(response_id: str, model: str, text: str, usage: _Usage) -> dict:
+def gemini_response(response_id: str, model: str, answer: _Answer) -> dict:
     return {
-        "candidates": [_gemini_candidate(text, final=True)],
-        "usageMetadata": _gemini_usage(usage),
+        "candidates": [_gemini_candidate(_gemini_parts(answer), final=True)],
+        "usageMetadata": _gemini_usage(answer.usage),
         "modelVersion": model,
         "responseId": response_id,
     }
 
 
-def gemini_chunks(response_id: str, model: str, text: str, usage: _Usage) -> Iterator[dict]:
-    pieces = split_reply(text) or [""]
+def gemini_chunks(response_id: str, model: str, answer: _Answer) -> Iterator[dict]:
+    chunks = _gemini_stream_parts(answer)
+    usage = answer.usage
     # Like the real API, interim chunks report only the prompt side; the last
     # chunk carries finishReason and the final counts.
     interim_usage = {"promptTokenCount": usage.prompt, "totalTokenCount": usage.prompt}
-    for i, piece in enumerate(pieces):
-        final = i == len(pieces) - 1
+    for i, parts in enumerate(chunks):
+        final = i == len(chunks) - 1
         yield {
-            "candidates": [_gemini_candidate(piece, final)],
+            "candidates": [_gemini_candidate(parts, final)],
             "usageMetadata": _gemini_usage(usage) if final else interim_usage,
             "modelVersion": model,
             "responseId": response_id,
@@ -487,6 +715,184 @@ def gemini_error(status: int, message: str, retry_after: str | None = None) -> d
         error["details"] = [
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}
         ]
+    return {"error": error}
+
+
+# ---------------------------------------------------------------------------
+# OpenAI Responses API (public /v1/responses and the Codex backend)
+
+
+def _responses_usage(usage: _Usage) -> dict:
+    return {
+        "input_tokens": usage.prompt,
+        # cache_write_tokens: required by current SDK models; the fake never writes a cache.
+        "input_tokens_details": {"cached_tokens": usage.cached, "cache_write_tokens": 0},
+        "output_tokens": usage.output,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning},
+        "total_tokens": usage.prompt + usage.output,
+    }
+
+
+def responses_output(answer: _Answer) -> list[dict]:
+    """The completed output items: reasoning, then the message, then function calls."""
+    items: list[dict] = []
+    if answer.thinking:
+        summary = [{"type": "summary_text", "text": answer.thinking}]
+        encrypted = _new_id("enc-fake-")
+        items.append(
+            {
+                "type": "reasoning",
+                "id": _new_id("rs_"),
+                "summary": summary,
+                "encrypted_content": encrypted,
+            }
+        )
+    if answer.has_text_part:
+        part = {"type": "output_text", "text": answer.text, "annotations": [], "logprobs": []}
+        items.append(
+            {
+                "type": "message",
+                "id": _new_id("msg_"),
+                "status": "completed",
+                "role": "assistant",
+                "content": [part],
+            }
+        )
+    for call in answer.tools:
+        items.append(
+            {
+                "type": "function_call",
+                "id": _new_id("fc_"),
+                "call_id": call.id or _new_id("call_"),
+                "name": call.name,
+                "arguments": call.arguments_json,
+                "status": "completed",
+            }
+        )
+    return items
+
+
+def responses_object(
+    resp_id: str, created: int, request: dict, output: list[dict], usage: _Usage | None
+) -> dict:
+    """A Response; `usage` None means still in progress (created/in_progress events)."""
+    reasoning = request.get("reasoning") or {}
+    return {
+        "id": resp_id,
+        "object": "response",
+        "created_at": created,
+        "status": "in_progress" if usage is None else "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "model": request.get("model", ""),
+        "output": output,
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "previous_response_id": request.get("previous_response_id"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "store": request.get("store", True),
+        "temperature": request.get("temperature", 1.0),
+        "text": request.get("text") or {"format": {"type": "text"}},
+        "tool_choice": request.get("tool_choice", "auto"),
+        "tools": request.get("tools") or [],
+        "top_p": request.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": None if usage is None else _responses_usage(usage),
+        "metadata": {},
+    }
+
+
+def _reasoning_item_events(index: int, item: dict) -> Iterator[dict]:
+    ids = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+    text = item["summary"][0]["text"]
+    added = {"type": "reasoning", "id": item["id"], "summary": []}
+    yield {"type": "response.output_item.added", "output_index": index, "item": added}
+    empty = {"type": "summary_text", "text": ""}
+    yield {"type": "response.reasoning_summary_part.added", **ids, "part": empty}
+    for piece in split_reply(text):
+        yield {"type": "response.reasoning_summary_text.delta", **ids, "delta": piece}
+    yield {"type": "response.reasoning_summary_text.done", **ids, "text": text}
+    yield {"type": "response.reasoning_summary_part.done", **ids, "part": item["summary"][0]}
+    yield {"type": "response.output_item.done", "output_index": index, "item": item}
+
+
+def _message_item_events(index: int, item: dict) -> Iterator[dict]:
+    ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+    part = item["content"][0]
+    added = item | {"status": "in_progress", "content": []}
+    yield {"type": "response.output_item.added", "output_index": index, "item": added}
+    empty = {"type": "output_text", "text": "", "annotations": []}
+    yield {"type": "response.content_part.added", **ids, "part": empty}
+    for piece in split_reply(part["text"]):
+        yield {"type": "response.output_text.delta", **ids, "delta": piece, "logprobs": []}
+    yield {"type": "response.output_text.done", **ids, "text": part["text"], "logprobs": []}
+    yield {"type": "response.content_part.done", **ids, "part": part}
+    yield {"type": "response.output_item.done", "output_index": index, "item": item}
+
+
+def _function_call_item_events(index: int, item: dict) -> Iterator[dict]:
+    ids = {"item_id": item["id"], "output_index": index}
+    added = item | {"arguments": "", "status": "in_progress"}
+    yield {"type": "response.output_item.added", "output_index": index, "item": added}
+    for piece in split_json(item["arguments"]):
+        yield {"type": "response.function_call_arguments.delta", **ids, "delta": piece}
+    yield {"type": "response.function_call_arguments.done", **ids, "arguments": item["arguments"]}
+    yield {"type": "response.output_item.done", "output_index": index, "item": item}
+
+
+_ITEM_EVENTS = {
+    "reasoning": _reasoning_item_events,
+    "message": _message_item_events,
+    "function_call": _function_call_item_events,
+}
+
+
+def responses_events(resp_id: str, created: int, request: dict, answer: _Answer) -> Iterator[dict]:
+    """The stream events, numbered by `sequence_number` from 0."""
+    output = responses_output(answer)
+
+    def events() -> Iterator[dict]:
+        pending = responses_object(resp_id, created, request, [], None)
+        yield {"type": "response.created", "response": pending}
+        yield {"type": "response.in_progress", "response": pending}
+        for index, item in enumerate(output):
+            yield from _ITEM_EVENTS[item["type"]](index, item)
+        done = responses_object(resp_id, created, request, output, answer.usage)
+        yield {"type": "response.completed", "response": done}
+
+    for number, event in enumerate(events()):
+        yield event | {"sequence_number": number}
+
+
+def codex_rejection(request: dict) -> str | None:
+    """The backend's 400 `detail` for a body chatgpt.com would refuse, else None."""
+    if request.get("stream") is not True:
+        return "Stream must be set to true"
+    if request.get("store") is not False:
+        return "Store must be set to false"
+    if request.get("instructions") is None:  # "" passes, like the real backend
+        return "Instructions are required"
+    return None
+
+
+# (type, code) per status; 429 is the ChatGPT plan's usage limit.
+_CODEX_ERROR_KINDS = {
+    401: ("invalid_request_error", "token_expired"),
+    429: ("usage_limit_reached", "usage_limit_reached"),
+}
+
+
+def codex_error(status: int, message: str, retry_after: str | None) -> dict:
+    fallback = ("invalid_request_error", None) if status < 500 else ("server_error", None)
+    err_type, code = _CODEX_ERROR_KINDS.get(status, fallback)
+    error: dict[str, Any] = {"type": err_type, "code": code, "message": message}
+    if status == 429:
+        # The backend says when the limit resets; mirror retry-after so both agree.
+        seconds = int(retry_after) if retry_after and retry_after.isdigit() else 60
+        error.update(
+            plan_type="plus", resets_in_seconds=seconds, resets_at=int(time.time()) + seconds
+        )
     return {"error": error}
 
 
@@ -664,6 +1070,8 @@ def _error_body(
         return anthropic_error(status, message, request_id)
     if dialect == GEMINI:
         return gemini_error(status, message, retry_after)
+    if dialect == CODEX:
+        return codex_error(status, message, retry_after)
     return openai_error(status, message)
 
 
@@ -673,26 +1081,26 @@ def _error_body(
 
 def _anthropic_messages(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
     body = req.json
-    usage = fake._usage(body.get("system"), body.get("messages"))
-    model, text, msg_id = body.get("model", ""), fake.reply_text, _new_id("msg_")
+    answer = fake._answer(body.get("system"), body.get("messages"))
+    model, msg_id = body.get("model", ""), _new_id("msg_")
     headers = {"request-id": _new_id("req_")}
     if body.get("stream"):
-        events = anthropic_events(msg_id, model, text, usage)
+        events = anthropic_events(msg_id, model, answer)
         frames = (_sse(data, event=name) for name, data in events)
         h.send_stream(frames, "text/event-stream", headers)
     else:
-        h.send_json(200, anthropic_message(msg_id, model, text, usage), headers)
+        h.send_json(200, anthropic_message(msg_id, model, answer), headers)
 
 
 def _anthropic_count_tokens(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
-    usage = fake._usage(req.json.get("system"), req.json.get("messages"))
-    h.send_json(200, {"input_tokens": usage.prompt}, {"request-id": _new_id("req_")})
+    prompt = fake._prompt_tokens(req.json.get("system"), req.json.get("messages"))
+    h.send_json(200, {"input_tokens": prompt}, {"request-id": _new_id("req_")})
 
 
 def _openai_chat(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
     body = req.json
-    usage = fake._usage(body.get("messages"))
-    args = (_new_id("chatcmpl-"), int(time.time()), body.get("model", ""), fake.reply_text, usage)
+    answer = fake._answer(body.get("messages"))
+    args = (_new_id("chatcmpl-"), int(time.time()), body.get("model", ""), answer)
     headers = {"x-request-id": _new_id("req_")}
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -709,20 +1117,51 @@ def _openai_models(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) 
     h.send_json(200, {"object": "list", "data": data})
 
 
+def _responses(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
+    body = req.json
+    # Only the Codex backend insists on these; the public API accepts both modes.
+    rejection = codex_rejection(body) if req.path.startswith("/backend-api/") else None
+    if rejection is not None:
+        h.send_json(400, {"detail": rejection})
+        return
+    answer = fake._answer(body.get("instructions"), body.get("input"))
+    resp_id, created = _new_id("resp_"), int(time.time())
+    headers = {"x-request-id": _new_id("req_")}
+    if body.get("stream"):
+        events = responses_events(resp_id, created, body, answer)
+        frames = (_sse(event, event=event["type"]) for event in events)
+        h.send_stream(frames, "text/event-stream", headers)
+    else:
+        output = responses_output(answer)
+        h.send_json(200, responses_object(resp_id, created, body, output, answer.usage), headers)
+
+
 def _gemini_prompt(body: dict) -> tuple[Any, Any]:
     return body.get("systemInstruction"), body.get("contents")
 
 
-def _gemini_generate(h: _Handler, fake: FakeUpstream, req: Captured, match: re.Match) -> None:
-    model, method = match["model"], match["method"]
-    usage = fake._usage(*_gemini_prompt(req.json))
-    args = (_new_id(""), model, fake.reply_text, usage)
+def _send_gemini(
+    h: _Handler,
+    req: Captured,
+    method: str,
+    args: tuple[str, str, _Answer],
+    wrap: Callable[[dict], dict],
+    eol: str,
+) -> None:
+    """Answer a Gemini-style generate call; `wrap` dresses each response body."""
     if method == "generateContent":
-        h.send_json(200, gemini_response(*args))
+        h.send_json(200, wrap(gemini_response(*args)))
     elif req.query.get("alt") == "sse":
-        h.send_stream((_sse(c, eol="\r\n") for c in gemini_chunks(*args)), "text/event-stream")
+        frames = (_sse(wrap(chunk), eol=eol) for chunk in gemini_chunks(*args))
+        h.send_stream(frames, "text/event-stream")
     else:
-        h.send_stream(_json_array_frames(gemini_chunks(*args)), "application/json")
+        h.send_stream(_json_array_frames(wrap(c) for c in gemini_chunks(*args)), "application/json")
+
+
+def _gemini_generate(h: _Handler, fake: FakeUpstream, req: Captured, match: re.Match) -> None:
+    answer = fake._answer(*_gemini_prompt(req.json))
+    args = (_new_id(""), match["model"], answer)
+    _send_gemini(h, req, match["method"], args, lambda body: body, eol="\r\n")
 
 
 def _json_array_frames(items: Iterable[dict]) -> Iterator[bytes]:
@@ -734,9 +1173,31 @@ def _json_array_frames(items: Iterable[dict]) -> Iterator[bytes]:
 
 def _gemini_count_tokens(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
     body = req.json.get("generateContentRequest") or req.json
-    total = fake._usage(*_gemini_prompt(body)).prompt
+    total = fake._prompt_tokens(*_gemini_prompt(body))
     details = [{"modality": "TEXT", "tokenCount": total}]
     h.send_json(200, {"totalTokens": total, "promptTokensDetails": details})
+
+
+def _code_assist_generate(h: _Handler, fake: FakeUpstream, req: Captured, match: re.Match) -> None:
+    body = req.json
+    if not body.get("project"):
+        h._send_error(GEMINI, 400, 'fake upstream: Code Assist needs a "project"')
+        return
+    request = body.get("request") or {}
+    answer = fake._answer(*_gemini_prompt(request))
+    trace_id = uuid.uuid4().hex[:16]  # one per call, repeated on every event
+
+    def wrap(response: dict) -> dict:
+        return {"response": response, "traceId": trace_id}
+
+    args = (_new_id(""), body.get("model", ""), answer)
+    # Code Assist's SSE ends events with a plain blank line, unlike Gemini's CRLF.
+    _send_gemini(h, req, match["method"], args, wrap, eol="\n")
+
+
+def _code_assist_count_tokens(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
+    request = req.json.get("request") or {}
+    h.send_json(200, {"totalTokens": fake._prompt_tokens(*_gemini_prompt(request))})
 
 
 @dataclass(frozen=True)
@@ -751,6 +1212,7 @@ class _Route:
 _GEMINI_PATH = r"/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<method>{})"
 _GEMINI_GENERATE = re.compile(_GEMINI_PATH.format("generateContent|streamGenerateContent"))
 _GEMINI_COUNT = re.compile(_GEMINI_PATH.format("countTokens"))
+_CODE_ASSIST_GENERATE = re.compile(r"/v1internal:(?P<method>generateContent|streamGenerateContent)")
 
 _ROUTES = (
     _Route("POST", re.compile(r"/v1/messages"), ANTHROPIC, _anthropic_messages),
@@ -759,6 +1221,10 @@ _ROUTES = (
     _Route("GET", re.compile(r"/v1/models"), OPENAI, _openai_models, needs_json=False),
     _Route("POST", _GEMINI_GENERATE, GEMINI, _gemini_generate),
     _Route("POST", _GEMINI_COUNT, GEMINI, _gemini_count_tokens),
+    _Route("POST", re.compile(r"/v1/responses"), OPENAI, _responses),
+    _Route("POST", re.compile(r"/backend-api/codex/responses"), CODEX, _responses),
+    _Route("POST", _CODE_ASSIST_GENERATE, GEMINI, _code_assist_generate),
+    _Route("POST", re.compile(r"/v1internal:countTokens"), GEMINI, _code_assist_count_tokens),
 )
 
 
