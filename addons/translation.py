@@ -63,9 +63,13 @@ def _success(state: meta.FlowState, plan: Plan, resp: http.Response, raw: bytes)
     t = plan.translation
     try:
         upstream = json.loads(raw)
-        body, usage = translate.translate_response(
-            t.provider_format, t.client_format, upstream, plan.model_requested
-        )
+        if t.count:
+            tokens = translate.count_from_body(t.provider_format, upstream)
+            body, usage = translate.count_reply(t.client_format, tokens), None
+        else:
+            body, usage = translate.translate_response(
+                t.provider_format, t.client_format, upstream, plan.model_requested
+            )
     except Exception as e:
         log.exception("quotio: cannot translate %s answer", t.provider_format)
         err = ir.ErrorInfo(502, "api_error", f"upstream answer could not be translated: {e}")

@@ -37,6 +37,7 @@ class Translation:
     client_stream: bool
     upstream_stream: bool
     include_usage: bool  # the OpenAI client asked for a usage chunk
+    count: bool = False  # a token-counting call, answered as a count
 
 
 @dataclass(frozen=True)
@@ -184,14 +185,20 @@ class Gateway:
     def _native(self, d: Draft) -> Plan:
         executor = providers.executor_for(d.credential)
         upstream = executor.prepare(self._call(d, d.route.endpoint, d.query))
-        new_body = None
-        if "model" in d.body and d.body["model"] != d.model_sent:
-            d.body["model"] = d.model_sent
-            new_body = json.dumps(d.body).encode()
+        body = d.body
+        if "model" in body and body["model"] != d.model_sent:
+            body = {**body, "model": d.model_sent}
         stream = d.route.stream_by_path or bool(d.body.get("stream"))
+        translation = None
+        if adapt := getattr(executor, "adapt_native", None):
+            body = adapt(body)
+        if providers.stream_only(d.credential) and not stream:
+            # Same format, but the upstream only streams: fold its stream into one answer.
+            translation = Translation(d.route.fmt, executor.FORMAT, False, True, False)
+        new_body = json.dumps(body).encode() if body is not d.body else None
         return Plan(
             d.credential, executor.FORMAT, d.model_requested, d.model_sent, stream,
-            upstream, new_body, self._proxy_for(d.credential),
+            upstream, new_body, self._proxy_for(d.credential), translation,
         )
 
     def _translated(self, d: Draft) -> Plan:
@@ -201,7 +208,8 @@ class Gateway:
         req.stream = upstream_stream
         req.model = d.model_sent
         translation = Translation(
-            d.route.fmt, d.provider_format, client_stream, upstream_stream, req.include_usage
+            d.route.fmt, d.provider_format, client_stream, upstream_stream, req.include_usage,
+            count=kind == "count",
         )
         endpoint = providers.endpoint_for(d.provider_format, kind, upstream_stream)
         executor = providers.executor_for(cred)

@@ -49,7 +49,7 @@ class StreamTap:
                 out.append(encode_event(ev.data, ev.event))
         return b"".join(out)
 
-    def __call__(self, chunk: bytes) -> bytes:
+    def __call__(self, chunk: bytes) -> bytes | list[bytes]:
         if chunk and self.first_chunk_at is None:
             self.first_chunk_at = time.time()
         events = self._decoder.feed(chunk) if chunk else self._decoder.flush()
@@ -57,4 +57,6 @@ class StreamTap:
             self.tracker.observe(ev)
         out = self._reencode(events) if self._rename else chunk
         self.bytes_out += len(out)
-        return out
+        # Mid-stream, empty bytes would be sent as the empty chunk that ends a
+        # chunked body; [] sends nothing.
+        return out if out else []

@@ -59,3 +59,34 @@ def prepare(call: Call) -> UpstreamRequest:
     if acct := account_id(cred.data):
         headers["chatgpt-account-id"] = acct
     return UpstreamRequest(url=f"{base}/responses", headers=headers, secret_headers=("authorization",))
+
+
+# What the backend rejects (400) although the public Responses API accepts it.
+_REJECTED = (
+    "max_output_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "truncation",
+    "user",
+    "previous_response_id",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "stream_options",
+    "context_management",
+)
+
+
+def adapt_native(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses-format client's body, made acceptable to the Codex backend."""
+    out = {k: v for k, v in body.items() if k not in _REJECTED}
+    if out.get("service_tier") not in (None, "priority"):
+        out.pop("service_tier")
+    out["stream"] = True
+    out["store"] = False
+    out.setdefault("instructions", "")
+    include = list(out.get("include") or [])
+    if "reasoning.encrypted_content" not in include:
+        include.append("reasoning.encrypted_content")
+    out["include"] = include
+    return out

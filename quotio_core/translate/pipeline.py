@@ -73,9 +73,11 @@ class StreamTranslator:
     def _encode(self, events: list[ir.StreamEvent]) -> list[bytes]:
         return [self._encoder.encode(e) for e in events]
 
-    def __call__(self, chunk: bytes) -> bytes:
+    def __call__(self, chunk: bytes) -> bytes | list[bytes]:
+        # An empty bytes result would go out as an empty HTTP chunk, which
+        # chunked encoding reads as the end of the body: return [] instead.
         if self._done:
-            return b""
+            return []
         if chunk:
             if self.first_chunk_at is None:
                 self.first_chunk_at = time.time()
@@ -83,7 +85,7 @@ class StreamTranslator:
             for sse in self._sse.feed(chunk):
                 self.tracker.observe(sse)
                 out += self._encode(self._decoder.feed(sse))
-            return b"".join(out)
+            return [b"".join(out)] if any(out) else []
         # b"" marks the end of the upstream body.
         self._done = True
         out = []
@@ -281,3 +283,14 @@ def count_reply(client_fmt: str, tokens: int) -> dict[str, Any]:
     if client_fmt == "gemini":
         return {"totalTokens": tokens}
     return {"input_tokens": tokens}
+
+
+def count_from_body(fmt: str, body: Any) -> int:
+    """The token count in an upstream's counting answer (Code Assist wrapper allowed)."""
+    if isinstance(body, dict) and isinstance(body.get("response"), dict):
+        body = body["response"]
+    key = "totalTokens" if fmt == "gemini" else "input_tokens"
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, int):
+        raise ValueError(f"no {key} in the {fmt} token-count answer")
+    return value

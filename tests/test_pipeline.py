@@ -1,0 +1,96 @@
+"""The translation pipeline pieces the addons use, on recorded-shape streams."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from quotio_core.sse import SSEDecoder
+from quotio_core.streamtap import StreamTap
+from quotio_core.translate import AggregatingStream, StreamTranslator, expand, ir
+from quotio_core.translate.pipeline import Aggregator, count_from_body, estimate_tokens
+from quotio_core.usage import Usage
+
+OPENAI_STREAM = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def _events(raw: bytes) -> list:
+    d = SSEDecoder()
+    return d.feed(raw) + d.flush()
+
+
+def test_translator_never_returns_empty_bytes_mid_stream():
+    # b"" mid-stream would be sent as the empty chunk that ends a chunked body.
+    t = StreamTranslator("openai", "anthropic", "alias")
+    outs = [t(bytes([b])) for b in OPENAI_STREAM]
+    assert all(o != b"" for o in outs)
+    tail = t(b"")
+    body = b"".join(b"".join(o) if isinstance(o, list) else o for o in outs) + b"".join(tail if isinstance(tail, list) else [tail])
+    names = [e.event for e in _events(body)]
+    assert names[0] == "message_start" and names[-1] == "message_stop"
+    assert t.tracker.usage == Usage(input_tokens=3, output_tokens=1)
+
+
+def test_same_format_tap_never_returns_empty_bytes_mid_stream():
+    tap = StreamTap("openai", "m", "alias")  # renaming re-encodes, so output lags by a line
+    outs = [tap(OPENAI_STREAM[i : i + 7]) for i in range(0, len(OPENAI_STREAM), 7)]
+    assert all(o != b"" for o in outs)
+    text = b"".join(b"".join(o) if isinstance(o, list) else o for o in outs)
+    models = {e.json()["model"] for e in _events(text) if e.json()}
+    assert models == {"alias"}
+
+
+def test_truncated_stream_ends_with_error_event_in_client_format():
+    t = StreamTranslator("openai", "anthropic", "alias")
+    cut = OPENAI_STREAM[: OPENAI_STREAM.index(b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},')]
+    out = t(cut)
+    tail = t(b"")
+    body = b"".join(out) + (b"".join(tail) if isinstance(tail, list) else tail)
+    events = _events(body)
+    assert events[-1].event == "error"
+    assert events[-1].json()["error"]["type"] == "api_error"
+
+
+def test_aggregating_stream_folds_into_one_answer():
+    agg = AggregatingStream("openai", "anthropic", "alias")
+    assert agg(OPENAI_STREAM) == b""
+    body = json.loads(agg(b""))
+    assert body["content"] == [{"type": "text", "text": "Hi"}]
+    assert body["model"] == "alias"
+    assert agg.result.status == 200 and agg.result.usage.input_tokens == 3
+
+
+def test_expand_then_aggregate_is_identity():
+    resp = ir.Response(
+        id="r1",
+        model="m",
+        parts=[ir.Thinking("hmm", "sig", "anthropic"), ir.Text("hello"), ir.ToolCall("t1", "f", {"a": 1})],
+        stop_reason="tool_use",
+        usage=Usage(5, 7),
+    )
+    agg = Aggregator()
+    for e in expand(resp):
+        agg.feed(e)
+    assert agg.complete
+    assert agg.response == resp
+
+
+@pytest.mark.parametrize(
+    ("fmt", "body", "n"),
+    [("anthropic", {"input_tokens": 9}, 9), ("gemini", {"totalTokens": 4}, 4), ("gemini", {"response": {"totalTokens": 2}}, 2)],
+)
+def test_count_from_body(fmt, body, n):
+    assert count_from_body(fmt, body) == n
+
+
+def test_estimate_tokens_grows_with_text():
+    small = ir.Request("m", [ir.Message("user", [ir.Text("hi")])])
+    big = ir.Request("m", [ir.Message("user", [ir.Text("hi " * 400)])])
+    assert 0 < estimate_tokens(small) < estimate_tokens(big)
