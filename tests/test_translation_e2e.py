@@ -535,3 +535,66 @@ def readme_matrix() -> dict[str, dict[str, set[str]]]:
 def test_readme_matrix_is_true():
     expected = {c: {PROVIDER_FORMAT[p]: caps for p, caps in row.items()} for c, row in MATRIX.items()}
     assert readme_matrix() == expected
+
+
+# --- streams that end early ---------------------------------------------------------------------
+
+
+class _CuttingUpstream:
+    """An OpenAI-compatible upstream that sends one chunk, then ends early.
+
+    clean=True ends the chunked body properly (the stream just stops short);
+    clean=False drops the connection in the middle of the body.
+    """
+
+    def __init__(self, clean: bool):
+        import socket
+
+        self.clean = clean
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            chunk = b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}\n\n'
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            body = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+            conn.sendall(head + body + (b"0\r\n\r\n" if self.clean else b""))
+            threading.Event().wait(0.2)
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["ends-short", "connection-drops"])
+def test_stream_that_ends_early_is_an_error_not_a_hang(tmp_path, confdir, clean):
+    up = _CuttingUpstream(clean)
+    config = {"openai-compatibility": [{"name": "cut", "base-url": up.url + "/v1",
+                                        "api-key-entries": [{"api-key": "k"}], "models": [{"name": "x", "alias": "cut"}]}]}
+    gateway = start_gateway(tmp_path, config, confdir=confdir)
+    try:
+        client = anthropic.Anthropic(base_url=gateway.url, api_key="any", max_retries=0, timeout=10)
+        events = []
+        # The SDK's own transport (httpx or httpx2) raises for a dropped connection.
+        with pytest.raises(Exception) as e:  # noqa: B017 - which class depends on the SDK's transport
+            with client.messages.stream(model="cut", max_tokens=8, messages=[{"role": "user", "content": "hi"}]) as s:
+                for event in s:
+                    events.append(event.type)
+        assert "content_block_delta" in events  # what did arrive was passed on at once
+        assert "timeout" not in type(e.value).__name__.lower(), "the client was left hanging"
+        if clean:
+            # The client's own format says what happened: an Anthropic error event.
+            assert isinstance(e.value, anthropic.APIStatusError)
+            assert "ended early" in str(e.value)
+    finally:
+        gateway.stop()
+        up.close()
