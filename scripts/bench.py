@@ -502,6 +502,9 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+import bench_translate  # noqa: E402  (scripts/ is on sys.path when run as a script)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -597,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
     misses = print_table(args, targets, results)
+    print()
+    # Same run: the translator's per-event cost beside an untranslated stream.
+    for line in bench_translate.main():
+        print(line)
     print()
     print(
         "req/s, p50, p99, ttfb p50 (time to first body byte, sse only) and cpu% (of one core, over the"
