@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..usage import Usage, usage_from_body
-from .ir import ErrorInfo, Response, StopReason, Text, Thinking, ToolCall
+from .ir import ErrorInfo, Response, StopReason, Text, Thinking, ToolCall, kind_for_status
 
 __all__ = [
     "KIND_STATUS",
@@ -36,7 +36,6 @@ KIND_STATUS: dict[str, int] = {
     "api_error": 500,
     "overloaded_error": 529,
 }
-_STATUS_KIND = {status: kind for kind, status in KIND_STATUS.items()}
 
 _STOP_REASONS: dict[str, StopReason] = {
     "end_turn": "end_turn",
@@ -139,12 +138,6 @@ def decode_response(body: Mapping[str, Any]) -> Response:
         stop_sequence=stop_sequence if isinstance(stop_sequence, str) else None,
         usage=usage_from_body(FORMAT, body) or Usage(),
     )
-
-
-def kind_for_status(status: int) -> str:
-    if status in _STATUS_KIND:
-        return _STATUS_KIND[status]
-    return "api_error" if status >= 500 or status < 400 else "invalid_request_error"
 
 
 def _retry_after(*sources: dict[str, Any]) -> float | None:

@@ -54,16 +54,6 @@ _KIND_STATUS = {
     "overloaded_error": (503, "UNAVAILABLE"),
 }
 
-_HTTP_KINDS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
-}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 _MAX_MESSAGE_CHARS = 2000
@@ -222,7 +212,7 @@ def decode_error(status: int, raw: bytes) -> ir.ErrorInfo:
         message = raw.decode("utf-8", "replace").strip()[:_MAX_MESSAGE_CHARS] or f"HTTP {http}"
     return ir.ErrorInfo(
         status=http,
-        kind=kind or _HTTP_KINDS.get(http, "api_error"),
+        kind=kind or ir.kind_for_status(http),
         message=message,
         retry_after=_retry_after(field(err, "details", [])),
     )

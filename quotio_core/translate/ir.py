@@ -35,6 +35,7 @@ __all__ = [
     "BlockStart",
     "BlockStop",
     "ErrorInfo",
+    "KIND_BY_STATUS",
     "Image",
     "Message",
     "MessageDelta",
@@ -59,6 +60,7 @@ __all__ = [
     "ToolChoice",
     "ToolResult",
     "Usage",
+    "kind_for_status",
 ]
 
 # --- content -------------------------------------------------------------------
@@ -188,6 +190,25 @@ class Response:
     stop_reason: StopReason = "end_turn"
     stop_sequence: str | None = None
     usage: Usage = field(default_factory=Usage)
+
+
+# What an HTTP status means, in ErrorInfo.kind's terms, when nothing more telling is known.
+KIND_BY_STATUS: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def kind_for_status(status: int) -> str:
+    if status in KIND_BY_STATUS:
+        return KIND_BY_STATUS[status]
+    return "api_error" if status >= 500 or status < 400 else "invalid_request_error"
 
 
 @dataclass

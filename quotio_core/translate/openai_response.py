@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..usage import usage_from_body
-from .ir import ErrorInfo, Response, StopReason, Text, Thinking, ToolCall, Usage
+from .ir import KIND_BY_STATUS, ErrorInfo, Response, StopReason, Text, Thinking, ToolCall, Usage
 from .openai_request import parse_arguments
 
 __all__ = [
@@ -52,16 +52,6 @@ _KIND_TO_OPENAI: dict[str, tuple[str, int, str | None]] = {
     "rate_limit_error": ("rate_limit_error", 429, "rate_limit_exceeded"),
     "api_error": ("server_error", 500, None),
     "overloaded_error": ("server_error", 503, "overloaded"),
-}
-_STATUS_TO_KIND: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
 }
 # OpenAI (and compatible servers') type/code names -> IR kind, for errors
 # whose status says nothing (in-stream errors after an HTTP 200).
@@ -233,8 +223,8 @@ _SERVER_KINDS = ("api_error", "overloaded_error")
 
 def _kind(status: int, names: list[Any]) -> str:
     """The IR kind for an error: a telling status decides, else the type/code names within the status class."""
-    if status in _STATUS_TO_KIND:
-        return _STATUS_TO_KIND[status]
+    if status in KIND_BY_STATUS:
+        return KIND_BY_STATUS[status]
     named = next((_NAME_TO_KIND[n] for n in names if isinstance(n, str) and n in _NAME_TO_KIND), None)
     if status >= 500:
         return named if named in _SERVER_KINDS else "api_error"

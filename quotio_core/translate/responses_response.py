@@ -228,16 +228,6 @@ def encode_response(resp: ir.Response) -> dict[str, Any]:
 
 # --- errors ----------------------------------------------------------------------
 
-_KIND_BY_STATUS: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
-}
 
 # OpenAI error types/codes whose meaning differs from what the status alone says.
 _KIND_BY_CODE: dict[str, str] = {
@@ -267,9 +257,7 @@ def _kind_for(status: int, *codes: Any) -> str:
     for code in codes:
         if isinstance(code, str) and code in _KIND_BY_CODE:
             return _KIND_BY_CODE[code]
-    return _KIND_BY_STATUS.get(
-        status, "api_error" if status >= 500 or status == 0 else "invalid_request_error"
-    )
+    return ir.kind_for_status(status)
 
 
 def _retry_after(err: Mapping[str, Any]) -> float | None:

@@ -204,7 +204,7 @@ def test_decode_documented_errors(status, kind):
         (401, "authentication_error"),
         (413, "request_too_large"),
         (422, "invalid_request_error"),
-        (503, "api_error"),
+        (503, "overloaded_error"),
         (529, "overloaded_error"),
     ],
 )
@@ -227,7 +227,7 @@ def test_decode_error_odd_shapes():
         (ErrorInfo(529, "overloaded_error", "Overloaded"), 529, "overloaded_error"),
         (ErrorInfo(429, "rate_limit_error", "slow"), 429, "rate_limit_error"),
         (ErrorInfo(400, "invalid_request_error", "bad"), 400, "invalid_request_error"),
-        (ErrorInfo(503, "weird_kind", "unavailable"), 503, "api_error"),
+        (ErrorInfo(503, "weird_kind", "unavailable"), 503, "overloaded_error"),
         (ErrorInfo(0, "authentication_error", "no key"), 401, "authentication_error"),
     ],
 )
