@@ -132,16 +132,6 @@ class Gateway:
     def rebuild_router(self) -> None:
         self.router = ModelRouter(self.credentials(), providers.servable)
 
-    def plan(
-        self,
-        route: ApiRoute,
-        raw_body: bytes,
-        headers: Mapping[str, str],
-        query: Mapping[str, str],
-    ) -> Plan:
-        """`draft` then `finalize`, for requests that need no image fetching."""
-        return self.finalize(self.draft(route, raw_body, headers, query))
-
     def draft(
         self,
         route: ApiRoute,
