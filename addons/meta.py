@@ -48,6 +48,11 @@ class FlowState:
     stream_tap: Any = None
     usage: Usage | None = None  # set when translating a buffered answer
     error: str | None = None  # why the gateway answered this itself
+    # The request as the client sent it, for failover attempts to another credential.
+    client_body: bytes = b""
+    client_headers: dict[str, str] | None = None
+    client_query: dict[str, str] | None = None
+    attempt: int = 1
     # Headers and query parameters holding secrets, masked once the request is sent.
     secret_headers: tuple[str, ...] = ()
     secret_params: tuple[str, ...] = ()

@@ -8,13 +8,22 @@ import time
 from mitmproxy import http
 
 from quotio_core.records import Record
-from quotio_core.usage import Usage, usage_from_body
+from quotio_core.sse import SSEDecoder
+from quotio_core.usage import StreamUsageTracker, Usage, usage_from_body
 
 from .core import GatewayHolder
 
 
 def _body_usage(fmt: str, resp: http.Response) -> Usage | None:
-    if not resp.headers.get("content-type", "").startswith("application/json"):
+    ctype = resp.headers.get("content-type", "")
+    if ctype.startswith("text/event-stream"):
+        # A stream that was not streamed (a failover attempt's answer).
+        tracker = StreamUsageTracker(fmt)
+        decoder = SSEDecoder()
+        for event in decoder.feed(resp.get_content(strict=False) or b"") + decoder.flush():
+            tracker.observe(event)
+        return tracker.usage
+    if not ctype.startswith("application/json"):
         return None
     try:
         body = json.loads(resp.get_content(strict=False) or b"")

@@ -50,19 +50,19 @@ class Router:
         if route.kind != "api":
             return
         req = flow.request
+        state.client_body = req.get_content(strict=False) or b""
+        state.client_headers = {k.lower(): v for k, v in req.headers.items()}
+        state.client_query = dict(req.query)
         try:
-            draft = gateway.draft(
-                route,
-                req.get_content(strict=False) or b"",
-                {k.lower(): v for k, v in req.headers.items()},
-                dict(req.query),
-            )
+            draft = gateway.draft(route, state.client_body, state.client_headers, state.client_query)
             if urls := draft.image_urls():
                 draft.inline_images(await fetch_images(self._client(), urls))
             plan = gateway.finalize(draft)
         except GatewayError as e:
             state.error = e.message
-            flow.response = meta.json_response(e.status, render_error(route.fmt, e.status, e.code, e.message))
+            flow.response = meta.json_response(
+                e.status, render_error(route.fmt, e.status, e.code, e.message, e.extra), e.headers
+            )
             return
         if plan.local_reply is not None:
             state.plan = plan

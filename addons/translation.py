@@ -110,6 +110,18 @@ def _aggregate(state: meta.FlowState, plan: Plan, resp: http.Response, raw: byte
     resp.content = json.dumps(result.body).encode()
 
 
+def _whole_stream(state: meta.FlowState, plan: Plan, resp: http.Response, raw: bytes) -> None:
+    """An upstream stream that arrived whole (a failover attempt) for a stream client."""
+    t = plan.translation
+    translator = translate.StreamTranslator(
+        t.provider_format, t.client_format, plan.model_requested, t.include_usage
+    )
+    parts = [translator(raw), translator(b"")]
+    state.usage = translator.tracker.usage
+    resp.headers["content-type"] = SSE
+    resp.content = b"".join(b"".join(p) if isinstance(p, list) else p for p in parts)
+
+
 def translate_buffered(state: meta.FlowState, plan: Plan, resp: http.Response) -> None:
     """At response: translate a body that was not streamed."""
     raw = resp.get_content(strict=False) or b""
@@ -117,6 +129,9 @@ def translate_buffered(state: meta.FlowState, plan: Plan, resp: http.Response) -
     if resp.status_code >= 400:
         _error(plan, resp, raw)
     elif resp.headers.get("content-type", "").startswith(SSE):
-        _aggregate(state, plan, resp, raw)
+        if plan.translation.client_stream:
+            _whole_stream(state, plan, resp, raw)
+        else:
+            _aggregate(state, plan, resp, raw)
     else:
         _success(state, plan, resp, raw)

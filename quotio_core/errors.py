@@ -11,7 +11,7 @@ GatewayError (status, code, message)
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "BadRequest",
@@ -29,6 +29,9 @@ class GatewayError(Exception):
     status: int
     code: str
     message: str
+    # More fields for the client's error object (e.g. reset_seconds), and response headers.
+    extra: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.message
@@ -109,7 +112,9 @@ _RENDERERS = {
 }
 
 
-def render_error(fmt: str, status: int, code: str, message: str) -> bytes:
+def render_error(fmt: str, status: int, code: str, message: str, extra: dict | None = None) -> bytes:
     """The JSON body of an error for a client speaking `fmt` (management: openai-like)."""
     body = _RENDERERS.get(fmt, _openai)(status, code, message)
+    if extra:
+        body["error"].update(extra)
     return json.dumps(body).encode()

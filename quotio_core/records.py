@@ -82,6 +82,8 @@ class Record:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     error: str | None = None
+    # 1 for the request as the client sent it; 2, 3, … for the gateway's failover attempts.
+    attempt: int = 1
 
 
 def _column_type(hint: Any) -> type:
@@ -134,6 +136,10 @@ def _reading(path: Path) -> Iterator[Table | None]:
 def _ensure_schema(db: Database) -> None:
     table = db.table(TABLE)
     table.create(_COLUMNS, pk="id", if_not_exists=True)
+    # A database from an older version lacks newer columns: add them, keep the rows.
+    for name, kind in _COLUMNS.items():
+        if name not in table.columns_dict:
+            table.add_column(name, kind)
     for column in ("ts", "provider", "status", "request_id"):
         table.create_index([column], if_not_exists=True)
     db.enable_wal()
