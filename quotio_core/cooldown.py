@@ -40,15 +40,16 @@ from sqlite_utils import Database
 __all__ = [
     "ACCOUNT",
     "AUTH_SECONDS",
-    "Cooldown",
-    "CooldownBook",
-    "CooldownStore",
-    "Decision",
     "MAX_BACKOFF_SECONDS",
     "NOT_FOUND_SECONDS",
+    "TRANSIENT_STATUSES",
+    "Cooldown",
+    "CooldownBook",
+    "CooldownRule",
+    "CooldownStore",
+    "Decision",
     "OnChange",
     "Scope",
-    "TRANSIENT_STATUSES",
     "decide",
 ]
 
@@ -124,7 +125,7 @@ def decide(
     """
     try:
         return _decide(status, headers, body, strikes, now, transient_seconds)
-    except Exception:  # a cooldown rule must never break the request path
+    except Exception:  # noqa: BLE001 — a cooldown rule must never break the request path
         return _fallback(status, strikes, transient_seconds)
 
 
@@ -147,8 +148,12 @@ def _fallback(status: int, strikes: int, transient: float) -> Decision | None:
     """The rules that need neither headers nor body."""
     if status == 429:
         return Decision(_backoff(strikes), "model", f"429 rate limited (backoff, strike {strikes + 1})", 429)
-    if status in (401, 402, 403):
-        return Decision(AUTH_SECONDS, "model", f"{status} unauthorized or forbidden", status)
+    if status in (401, 402):
+        # A rejected token or an unpaid account fails for every model alike.
+        return Decision(AUTH_SECONDS, "account", f"{status} unauthorized or payment required", status)
+    if status == 403:
+        # Forbidden can be one model the account may not use.
+        return Decision(AUTH_SECONDS, "model", "403 forbidden", status)
     if status == 404:
         return Decision(NOT_FOUND_SECONDS, "model", "404 model not found", status)
     if status in TRANSIENT_STATUSES:
