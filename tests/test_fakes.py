@@ -15,7 +15,7 @@ from google import genai
 from openai.types.responses import ResponseStreamEvent
 
 from tests.fakes import DEFAULT_REPLY, FakeUpstream, api_key_check, split_reply
-from tests.fakes.upstreams import TOOL_CALL_TOKENS
+from tests.fakes.upstreams import TOOL_CALL_TOKENS, closed_port
 
 ANTHROPIC_BODY = {
     "model": "claude-test",
@@ -1124,3 +1124,255 @@ def test_code_assist_failure_uses_google_shape(fake, client):
         error_kind("gemini", client.post("/v1internal:countTokens", json={}).json())
         == "UNAVAILABLE"
     )
+
+
+# ---------------------------------------------------------------------------
+# fault injection: resets, hangs, stalls, cuts, account quota, counters
+
+STREAM_ROUTES = {
+    "anthropic": ("/v1/messages", ANTHROPIC_BODY | {"stream": True}),
+    "openai": ("/v1/chat/completions", OPENAI_BODY | {"stream": True}),
+    "codex": (CODEX_PATH, RESPONSES_BODY),
+    "gemini": ("/v1beta/models/g:streamGenerateContent?alt=sse", GEMINI_BODY),
+    "code_assist": ("/v1internal:streamGenerateContent?alt=sse", CODE_ASSIST_BODY),
+}
+# Reads may time out fast; connecting and everything else keeps a safe margin.
+SHORT_READ = httpx.Timeout(5, read=0.5)
+
+
+def eventually(check, timeout: float = 3.0) -> bool:
+    """Poll `check` until true: handlers notice a departed client asynchronously."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def read_events(resp: httpx.Response, into: list[str]) -> None:
+    """Collect non-empty SSE lines into `into`, so they survive an exception."""
+    for line in resp.iter_lines():
+        if line.startswith("data: "):
+            into.append(line)
+
+
+def test_closed_port_refuses():
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{closed_port()}/", timeout=2)
+
+
+def test_fault_next_validates():
+    fake = FakeUpstream()
+    with pytest.raises(ValueError, match="closed_port"):
+        fake.fault_next("refuse")
+    with pytest.raises(ValueError, match="unknown fault"):
+        fake.fault_next("explode")
+    with pytest.raises(TypeError, match="seconds"):
+        fake.fault_next("cut", seconds=1)
+    with pytest.raises(ValueError, match="times"):
+        fake.fault_next("reset", times=0)
+
+
+def test_reset_sends_nothing(fake, client):
+    fake.fault_next("reset")
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        client.post("/v1/chat/completions", json=OPENAI_BODY)
+    assert fake.last.json == OPENAI_BODY  # the request was read before the reset
+    assert client.post("/v1/chat/completions", json=OPENAI_BODY).status_code == 200
+
+
+def test_reset_is_a_tcp_rst(fake):
+    fake.fault_next("reset")
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(raw_request("/v1/messages", ANTHROPIC_BODY, fake.port))
+        with pytest.raises(ConnectionResetError):
+            sock.recv(1024)
+
+
+def test_hang_times_out_and_releases_the_connection(fake):
+    fake.fault_next("hang", seconds=2)
+    started = time.monotonic()
+    with httpx.Client(base_url=fake.url, timeout=SHORT_READ) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/v1/messages", json=ANTHROPIC_BODY)
+    # The handler sees the client leave instead of sitting out its 2 seconds.
+    assert fake.wait_connections(0, timeout=1)
+    assert time.monotonic() - started < 1.5
+    assert fake.cancelled == 0  # nothing was streaming yet
+
+
+def test_hang_then_answers(fake, client):
+    fake.fault_next("hang", seconds=0.3)
+    started = time.monotonic()
+    resp = client.post("/v1/chat/completions", json=OPENAI_BODY)
+    assert resp.status_code == 200 and time.monotonic() - started >= 0.3
+
+
+def test_stop_interrupts_a_hang():
+    fake = FakeUpstream().start()
+    fake.fault_next("hang", seconds=30)
+    with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as sock:
+        sock.sendall(raw_request("/v1/chat/completions", OPENAI_BODY, fake.port))
+        assert eventually(lambda: fake.last is not None)
+        started = time.monotonic()
+        fake.stop()
+        assert time.monotonic() - started < 1
+        assert sock.recv(1024) == b""  # closed without an answer
+    assert fake.wait_connections(0, timeout=1)
+
+
+@pytest.mark.parametrize("route", STREAM_ROUTES)
+def test_stall_delivers_first_events_then_times_out(fake, route):
+    path, body = STREAM_ROUTES[route]
+    fake.fault_next("stall", events=2, seconds=2)
+    lines: list[str] = []
+    with httpx.Client(base_url=fake.url, timeout=SHORT_READ) as c:
+        with c.stream("POST", path, json=body) as resp:
+            assert resp.status_code == 200
+            with pytest.raises(httpx.ReadTimeout):
+                read_events(resp, lines)
+    assert len(lines) == 2
+    # Leaving mid-stall counts as a cancelled stream and frees the connection.
+    assert eventually(lambda: fake.cancelled == 1, timeout=1)
+    assert fake.wait_connections(0, timeout=1)
+
+
+def test_stall_resumes_after_its_pause(fake, client):
+    fake.fault_next("stall", events=1, seconds=0.3)
+    started = time.monotonic()
+    chunks = openai_stream(client, OPENAI_BODY)
+    assert time.monotonic() - started >= 0.3
+    check_content_chunks(chunks)
+
+
+def test_stop_interrupts_a_stall():
+    fake = FakeUpstream().start()
+    fake.fault_next("stall", seconds=30)
+    with httpx.Client(base_url=fake.url, timeout=5) as c:
+        with c.stream("POST", "/v1/messages", json=ANTHROPIC_BODY | {"stream": True}) as resp:
+            lines = resp.iter_lines()
+            assert next(lines).startswith("event: message_start")
+            started = time.monotonic()
+            fake.stop()
+            assert time.monotonic() - started < 1
+            with pytest.raises(httpx.RemoteProtocolError):
+                list(lines)
+    assert fake.cancelled == 0  # the server left, not the client
+
+
+@pytest.mark.parametrize("route", STREAM_ROUTES)
+def test_cut_ends_the_body_mid_stream(fake, client, route):
+    path, body = STREAM_ROUTES[route]
+    fake.fault_next("cut", events=3)
+    lines: list[str] = []
+    with client.stream("POST", path, json=body) as resp:
+        assert resp.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+            read_events(resp, lines)
+    assert len(lines) == 3
+    assert fake.cancelled == 0
+
+
+def test_cut_and_stall_on_non_stream_answers(fake, client):
+    fake.fault_next("cut")
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/v1/chat/completions", json=OPENAI_BODY)
+    fake.fault_next("stall", seconds=2)
+    with httpx.Client(base_url=fake.url, timeout=SHORT_READ) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            c.post("/v1/chat/completions", json=OPENAI_BODY)
+    fake.fault_next("stall", seconds=0.2)
+    assert client.post("/v1/chat/completions", json=OPENAI_BODY).json()["object"] == (
+        "chat.completion"
+    )
+
+
+def test_quota_anthropic(fake, client):
+    fake.fault_next("quota")
+    resp = client.post("/v1/messages", json=ANTHROPIC_BODY | {"stream": True})
+    assert resp.status_code == 429
+    body = resp.json()
+    assert body["type"] == "error" and body["request_id"] == resp.headers["request-id"]
+    assert body["error"]["type"] == "rate_limit_error"
+    assert body["error"]["message"].startswith("Your organization's usage limit has been reached")
+    assert "retry-after" not in resp.headers  # unlike fail_next(429): no quick retry
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+def test_quota_openai(fake, client, path):
+    fake.fault_next("quota")
+    resp = client.post(path, json=OPENAI_BODY if "chat" in path else RESPONSES_BODY)
+    assert resp.status_code == 429
+    error = resp.json()["error"]
+    assert error["type"] == error["code"] == "insufficient_quota"
+    assert error["message"].startswith("You exceeded your current quota")
+
+
+def test_quota_codex(fake, client):
+    fake.fault_next("quota", resets_in=120)
+    resp = client.post(CODEX_PATH, json=RESPONSES_BODY)
+    assert resp.status_code == 429
+    error = resp.json()["error"]
+    assert error["type"] == "usage_limit_reached"
+    assert error["message"] == "The usage limit has been reached"
+    assert error["resets_in_seconds"] == 120
+    fake.fault_next("quota")
+    assert client.post(CODEX_PATH, json=RESPONSES_BODY).json()["error"]["resets_in_seconds"] == 3600
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/v1beta/models/g:generateContent", GEMINI_BODY),
+        ("/v1internal:streamGenerateContent?alt=sse", CODE_ASSIST_BODY),
+    ],
+)
+def test_quota_gemini(fake, client, path, body):
+    fake.fault_next("quota", resets_in=60, headers={"x-extra": "1"})
+    resp = client.post(path, json=body)
+    assert resp.status_code == 429 and resp.headers["x-extra"] == "1"
+    error = resp.json()["error"]
+    assert (error["code"], error["status"]) == (429, "RESOURCE_EXHAUSTED")
+    assert "per-day quota" in error["message"]
+    retry = [d for d in error["details"] if d["@type"].endswith("RetryInfo")]
+    assert retry == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "60s"}]
+
+
+def test_faults_share_the_fifo_with_fail_next(fake, client):
+    fake.fault_next("quota")
+    fake.fail_next(503)
+    fake.fault_next("reset", times=2)
+    outcomes = []
+    for _ in range(5):
+        try:
+            outcomes.append(client.post("/v1/chat/completions", json=OPENAI_BODY).status_code)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            outcomes.append("reset")
+    assert outcomes == [429, 503, "reset", "reset", 200]
+    fake.fault_next("hang")
+    fake.clear()  # pending faults are forgotten like failures
+    assert client.post("/v1/chat/completions", json=OPENAI_BODY).status_code == 200
+
+
+def test_connection_counters(fake):
+    assert (fake.open_connections, fake.connections_total) == (0, 0)
+    with httpx.Client(base_url=fake.url) as c:
+        c.get("/v1/models")
+        c.get("/v1/models")  # keep-alive: same connection
+        assert (fake.open_connections, fake.connections_total) == (1, 1)
+    assert fake.wait_connections(0, timeout=2)
+    with httpx.Client(base_url=fake.url) as c:
+        c.get("/v1/models")
+    assert fake.wait_connections(0, timeout=2) and fake.connections_total == 2
+    assert fake.cancelled == 0
+
+
+def test_client_leaving_during_stream_delay_is_cancelled(fake, client):
+    fake.stream_delay = 1.0
+    started = time.monotonic()
+    with client.stream("POST", "/v1/chat/completions", json=OPENAI_BODY | {"stream": True}) as r:
+        next(r.iter_lines())  # first event, then hang up mid-stream
+    assert eventually(lambda: fake.cancelled == 1, timeout=1)
+    assert fake.wait_connections(0, timeout=1)
+    assert time.monotonic() - started < 1  # noticed during the pause, not after it

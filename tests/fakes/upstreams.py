@@ -66,14 +66,40 @@ Gemini's `candidatesTokenCount` excludes the thoughts, which it reports as
 reports `output_tokens: 1` like the real API; the final count arrives in the
 cumulative `message_delta` usage. `count_tokens`/`countTokens` return the
 prompt tokens.
+
+Faults (`fault_next(kind, times=1, **params)`, queued FIFO together with
+`fail_next`, one queue entry per request):
+
+* "reset" – read the request, then close with SO_LINGER 0 (a TCP RST), no bytes.
+* "hang"  – read the request, send nothing for `seconds` (30), then answer
+  normally; ends early (closing, no answer) if the server stops or the
+  client leaves.
+* "stall" – send the head and the first `events` (2) stream frames, then
+  nothing for `seconds` (30) without closing, then the rest; ends early like
+  "hang". A non-stream answer stalls after its head and half its body.
+* "cut"   – send the head and the first `events` (2) frames, then close with no
+  terminating chunk (a non-stream answer: half its content-length body).
+* "quota" – 429 with the provider's account-wide quota error (not a rate
+  limit): Anthropic `rate_limit_error` "usage limit", OpenAI
+  `insufficient_quota`, Codex `usage_limit_reached` with `resets_in_seconds`
+  (`resets_in`, default 3600), Gemini/Code Assist RESOURCE_EXHAUSTED per-day
+  quota with a RetryInfo `retryDelay` of `resets_in`. `headers` adds headers.
+
+A refused connection cannot come from a running server: use `closed_port()`.
+Counters: `open_connections`, `connections_total` and `cancelled` (streams
+whose client left mid-stream, noticed on a failed write or while pausing).
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
+import select
 import socket
+import struct
+import sys
 import threading
 import time
 import uuid
@@ -117,6 +143,34 @@ class _Failure:
     body: bytes | str | dict | list | None
     headers: dict[str, str]
     remaining: int
+
+
+# Parameters each fault kind accepts, with their defaults.
+_FAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "reset": {},
+    "hang": {"seconds": 30.0},
+    "stall": {"events": 2, "seconds": 30.0},
+    "cut": {"events": 2},
+    "quota": {"resets_in": 3600, "headers": None},
+}
+
+
+@dataclass
+class _Fault:
+    kind: str
+    params: dict[str, Any]
+    remaining: int
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on, for "connection refused" tests.
+
+    Bound (never listened on) and closed at once, so the kernel refuses
+    connections; another process could grab it meanwhile, which is unlikely.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -181,6 +235,11 @@ class FakeUpstream:
     `require_auth` (None, or a callable taking `Captured` and returning
     whether to accept; a refusal answers 401 in the route's error shape) and
     `models` (ids listed by `GET /v1/models`).
+
+    Read-only counters: `open_connections` (client connections open now),
+    `connections_total` (ever accepted) and `cancelled` (streamed answers
+    whose client went away mid-stream); `wait_connections()` waits for the
+    first to settle. They survive `clear()` and restarts.
     """
 
     def __init__(
@@ -203,7 +262,12 @@ class FakeUpstream:
         self.models = list(models)
         self._lock = threading.Lock()
         self._requests: list[Captured] = []
-        self._failures: list[_Failure] = []
+        self._failures: list[_Failure | _Fault] = []
+        # One condition guards the counters so wait_connections() can sleep on it.
+        self._counts = threading.Condition()
+        self._open_connections = 0
+        self._connections_total = 0
+        self._cancelled = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -227,6 +291,7 @@ class FakeUpstream:
         server, thread = self._server, self._thread
         if server is None:
             return
+        server.stopping.set()  # wakes hanging/stalled handlers first
         server.shutdown()
         server.server_close()
         server.drop_connections()
@@ -269,6 +334,43 @@ class FakeUpstream:
             self._requests.clear()
             self._failures.clear()
 
+    # -- connection counters ---------------------------------------------
+
+    @property
+    def open_connections(self) -> int:
+        with self._counts:
+            return self._open_connections
+
+    @property
+    def connections_total(self) -> int:
+        with self._counts:
+            return self._connections_total
+
+    @property
+    def cancelled(self) -> int:
+        with self._counts:
+            return self._cancelled
+
+    def wait_connections(self, count: int = 0, timeout: float = 5.0) -> bool:
+        """Wait until `open_connections == count`; False on timeout.
+
+        Handlers notice a departed client asynchronously, so tests asserting
+        "nothing left open" must wait rather than read the counter once.
+        """
+        with self._counts:
+            return self._counts.wait_for(lambda: self._open_connections == count, timeout)
+
+    def _count_connection(self, delta: int) -> None:
+        with self._counts:
+            self._open_connections += delta
+            self._connections_total += max(delta, 0)
+            self._counts.notify_all()
+
+    def _count_cancel(self) -> None:
+        with self._counts:
+            self._cancelled += 1
+            self._counts.notify_all()
+
     # -- failure injection ------------------------------------------------
 
     def fail_next(
@@ -290,13 +392,32 @@ class FakeUpstream:
         with self._lock:
             self._failures.append(failure)
 
+    def fault_next(self, kind: str, times: int = 1, **params: Any) -> None:
+        """Misbehave on the next `times` requests; see the module docstring.
+
+        Shares `fail_next`'s FIFO queue, so `fault_next("quota")` then
+        `fail_next(503)` answers 429, then 503, then normally.
+        """
+        if kind == "refuse":
+            raise ValueError("a running server cannot refuse; connect to closed_port()")
+        if kind not in _FAULT_PARAMS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {sorted(_FAULT_PARAMS)}")
+        unknown = set(params) - set(_FAULT_PARAMS[kind])
+        if unknown:  # a typo would otherwise silently fall back to a default
+            raise TypeError(f"fault {kind!r} takes no {sorted(unknown)}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        fault = _Fault(kind, _FAULT_PARAMS[kind] | params, times)
+        with self._lock:
+            self._failures.append(fault)
+
     # -- used by the handler --------------------------------------------
 
     def _record(self, req: Captured) -> None:
         with self._lock:
             self._requests.append(req)
 
-    def _take_failure(self) -> _Failure | None:
+    def _take_failure(self) -> _Failure | _Fault | None:
         with self._lock:
             if not self._failures:
                 return None
@@ -897,7 +1018,57 @@ def codex_error(status: int, message: str, retry_after: str | None) -> dict:
 
 
 # ---------------------------------------------------------------------------
+# account-wide quota errors (the "quota" fault): unlike a rate limit, retrying
+# soon does not help, so a gateway should rotate to another account.
+
+ANTHROPIC_QUOTA_MESSAGE = (
+    "Your organization's usage limit has been reached. "
+    "Please try again later or raise your usage limit in the console."
+)
+OPENAI_QUOTA_MESSAGE = (
+    "You exceeded your current quota, please check your plan and billing details."
+)
+CODEX_QUOTA_MESSAGE = "The usage limit has been reached"
+GEMINI_QUOTA_MESSAGE = (
+    "You exceeded your current quota: the per-day quota for this model is used up "
+    "(quota metric generate_content_requests_per_day, limit per day per project)."
+)
+
+
+def quota_error(dialect: str, resets_in: int, request_id: str) -> dict:
+    """The account-wide quota error body in `dialect`'s shape (status 429)."""
+    if dialect == ANTHROPIC:
+        return anthropic_error(429, ANTHROPIC_QUOTA_MESSAGE, request_id)
+    if dialect == CODEX:
+        error = {
+            "type": "usage_limit_reached",
+            "code": "usage_limit_reached",
+            "message": CODEX_QUOTA_MESSAGE,
+            "plan_type": "plus",
+            "resets_in_seconds": resets_in,
+            "resets_at": int(time.time()) + resets_in,
+        }
+        return {"error": error}
+    if dialect == GEMINI:
+        body = gemini_error(429, GEMINI_QUOTA_MESSAGE, str(resets_in))
+        violation = {"quotaMetric": "generate_content_requests_per_day", "quotaId": "PerDay"}
+        failure = {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [violation],
+        }
+        body["error"]["details"].insert(0, failure)
+        return body
+    kind = "insufficient_quota"
+    return {"error": {"message": OPENAI_QUOTA_MESSAGE, "type": kind, "param": None, "code": kind}}
+
+
+# ---------------------------------------------------------------------------
 # HTTP plumbing
+
+# How a fault's pause ended.
+_WAITED, _GONE, _STOPPED = "waited", "gone", "stopped"
+# How often a pause looks for a departed client or a stopping server.
+_POLL_SECONDS = 0.05
 
 
 class _Server(ThreadingHTTPServer):
@@ -906,12 +1077,21 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, fake: FakeUpstream) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.fake = fake
+        # Set by stop() so hanging and stalled handlers give up at once.
+        self.stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
 
     def track(self, conn: socket.socket, alive: bool) -> None:
         with self._conns_lock:
             (self._conns.add if alive else self._conns.discard)(conn)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client resetting an idle keep-alive connection is routine in fault
+        # tests; only real handler bugs deserve a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
         # Idle keep-alive handlers block in readline(); shutting their sockets
@@ -931,13 +1111,20 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    # The stall/cut fault shaping the current request's answer, if any.
+    _shape: _Fault | None = None
+
     def setup(self) -> None:
         super().setup()
         self.server.track(self.connection, alive=True)
+        self.server.fake._count_connection(+1)
 
     def finish(self) -> None:
-        self.server.track(self.connection, alive=False)
-        super().finish()
+        try:
+            self.server.track(self.connection, alive=False)
+            super().finish()
+        finally:
+            self.server.fake._count_connection(-1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output clean
@@ -987,7 +1174,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake._record(req)
         route, match = _find_route(req.method, req.path)
         dialect = route.dialect if route else OPENAI
+        self._shape = None
         failure = fake._take_failure()
+        if isinstance(failure, _Fault):
+            if self._apply_fault(failure, dialect):
+                return
+            failure = None  # a finished hang or a stall/cut: answer as usual
         if failure is not None:
             self._send_failure(dialect, failure)
         elif fake.require_auth is not None and not fake.require_auth(req):
@@ -998,6 +1190,95 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(dialect, 400, "fake upstream: body must be a JSON object")
         else:
             route.handle(self, fake, req, match)
+
+    # -- faults -----------------------------------------------------------
+
+    def _apply_fault(self, fault: _Fault, dialect: str) -> bool:
+        """Act out `fault`; True when the request is fully dealt with."""
+        if fault.kind == "reset":
+            self._reset()
+            return True
+        if fault.kind == "quota":
+            self._send_quota(dialect, fault.params)
+            return True
+        if fault.kind == "hang":
+            if self._pause(fault.params["seconds"]) == _WAITED:
+                return False
+            self.close_connection = True
+            return True
+        self._shape = fault  # stall/cut act inside the answer's body
+        return False
+
+    def _reset(self) -> None:
+        # Linger 0 makes close() send RST instead of FIN. The buffered reader
+        # holds a reference that would postpone the real close, so drop it too.
+        self.close_connection = True
+        try:
+            linger = struct.pack("ii", 1, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            self.rfile.close()
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _send_quota(self, dialect: str, params: dict[str, Any]) -> None:
+        request_id = _new_id("req_")
+        headers = {"request-id": request_id} if dialect == ANTHROPIC else {}
+        headers.update(params["headers"] or {})
+        body = quota_error(dialect, int(params["resets_in"]), request_id)
+        self.send_json(429, body, headers)
+
+    def _client_gone(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the client to close; True if it has."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], timeout)
+            if not readable:
+                return False
+            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                return True
+        except (OSError, ValueError):  # reset by the peer, or closed by stop()
+            return True
+        # Unread bytes (a pipelined request) keep the socket readable; plain
+        # sleep so the loop does not spin.
+        self.server.stopping.wait(timeout)
+        return False
+
+    def _pause(self, seconds: float) -> str:
+        """Send nothing for `seconds`; end early if the server stops or the client leaves."""
+        deadline = time.monotonic() + seconds
+        stopping = self.server.stopping
+        while not stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _WAITED
+            if self._client_gone(min(left, _POLL_SECONDS)):
+                return _STOPPED if stopping.is_set() else _GONE
+        return _STOPPED
+
+    def _stream_pause(self, seconds: float) -> bool:
+        """Pause mid-body; False (connection to be closed) unless the pause ran out."""
+        outcome = self._pause(seconds)
+        if outcome == _GONE:
+            self.server.fake._count_cancel()
+        if outcome != _WAITED:
+            self.close_connection = True
+        return outcome == _WAITED
+
+    def _shape_point(self) -> bool:
+        """Apply the stall/cut fault here; False when the body must end now."""
+        fault, self._shape = self._shape, None
+        if fault is None:
+            return True
+        if fault.kind == "cut":
+            self.close_connection = True  # handle() then closes: FIN mid-body
+            return False
+        return self._stream_pause(fault.params["seconds"])
+
+    def _client_hung_up(self) -> None:
+        self.close_connection = True
+        # stop() shutting sockets down is not the client's doing.
+        if not self.server.stopping.is_set():
+            self.server.fake._count_cancel()
 
     # -- response side ----------------------------------------------------
 
@@ -1013,7 +1294,15 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self._shape is None:
+            self.wfile.write(body)
+            return
+        # A stall/cut on a non-stream answer strikes halfway through the body.
+        half = len(body) // 2
+        self.wfile.write(body[:half])
+        self.wfile.flush()
+        if self._shape_point():
+            self.wfile.write(body[half:])
 
     def send_stream(
         self, frames: Iterable[bytes], content_type: str, headers: dict[str, str] | None = None
@@ -1027,14 +1316,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         try:
-            for i, frame in enumerate(frames):
-                if i and self.server.fake.stream_delay > 0:
-                    time.sleep(self.server.fake.stream_delay)
-                self._write_chunk(frame)
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+            self._write_frames(frames)
         except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client hung up mid-stream
+            self._client_hung_up()
+
+    def _write_frames(self, frames: Iterable[bytes]) -> None:
+        # None stands for the terminating chunk, so a stall/cut placed after
+        # the last event still happens before the body is complete.
+        stall_at = self._shape.params["events"] if self._shape else -1
+        for i, frame in enumerate(itertools.chain(frames, [None])):
+            if i == stall_at:
+                if not self._shape_point():
+                    return
+            elif i and self.server.fake.stream_delay > 0:
+                # Pausing with an eye on the socket notices a departed client.
+                if not self._stream_pause(self.server.fake.stream_delay):
+                    return
+            if frame is None:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            else:
+                self._write_chunk(frame)
 
     def _write_chunk(self, data: bytes) -> None:
         if not data:
