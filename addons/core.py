@@ -66,15 +66,17 @@ class GatewayCore:
         gateway.rescan()
         try:
             gateway.records.start()
+            restored = gateway.restore_cooldowns()
         except (OSError, sqlite3.Error) as e:
             raise exceptions.OptionsError(f"records database {config.db_path}: {e}") from e
         self.holder.gateway = gateway
         if old is not None:
             old.records.close()
         log.info(
-            "quotio: %d credentials (%s), config %s",
+            "quotio: %d credentials (%s), %d cooldowns restored, config %s",
             len(gateway.credentials()),
             config.auth_dir,
+            restored,
             config.config_path or "defaults",
         )
 

@@ -47,7 +47,10 @@ class Management:
             flow.response = meta.json_response(refusal.status, refusal.body)
             return
         reply = await self._for(gateway).handle(
-            flow.request.method, path.removeprefix(PREFIX), dict(flow.request.query)
+            flow.request.method,
+            path.removeprefix(PREFIX),
+            dict(flow.request.query),
+            flow.request.get_content(strict=False) or b"",
         )
         flow.response = meta.json_response(reply.status, reply.body)
         # The management key must not be kept on a saved flow.

@@ -15,6 +15,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from addons.clientauth import ClientAuth  # noqa: E402
 from addons.core import GatewayCore, GatewayHolder  # noqa: E402
+from addons.failover import Failover  # noqa: E402
 from addons.intake import Intake  # noqa: E402
 from addons.listener import Listener  # noqa: E402
 from addons.management import Management  # noqa: E402
@@ -33,6 +34,8 @@ addons = [
     ClientAuth(_holder),
     Management(_holder),
     Models(_holder),
+    # Before Router: a failed answer is replaced before it is translated.
+    Failover(_holder),
     Router(_holder),
     Streams(_holder),
     SecretMask(_holder),

@@ -58,7 +58,6 @@ class Recorder:
         gateway = self.holder.gateway
         if state is None or state.route.kind != "api" or gateway is None:
             return
-        route = state.route
         plan = state.plan
         tap = state.stream_tap
         resp = flow.response
@@ -83,29 +82,55 @@ class Recorder:
             error = error or _upstream_error(resp)
         if flow.error is not None:
             error = error or flow.error.msg
-        usage = usage or Usage()
-        gateway.records.submit(
-            Record(
-                ts=req.timestamp_start,
-                request_id=flow.id,
-                client_key_id=state.client_key_id,
-                method=req.method,
-                route=state.client_path,
-                client_format=route.fmt,
-                provider=plan.credential.provider if plan else None,
-                credential_id=plan.credential.id if plan else None,
-                model_requested=plan.model_requested if plan else None,
-                model_sent=plan.model_sent if plan else None,
-                stream=bool(plan and plan.stream),
-                status=resp.status_code if resp is not None else 502,
-                latency_ms=(end - req.timestamp_start) * 1000,
-                ttfb_ms=ttfb,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_tokens=usage.cached_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                error=error,
-            ),
-            secrets=[plan.credential.secret] if plan else (),
+        submit(
+            gateway,
+            flow,
+            state,
+            plan,
+            status=resp.status_code if resp is not None else 502,
+            latency_ms=(end - req.timestamp_start) * 1000,
+            ttfb_ms=ttfb,
+            usage=usage or Usage(),
+            error=error,
         )
+
+
+def submit(
+    gateway,
+    flow: http.HTTPFlow,
+    state,
+    plan,
+    *,
+    status: int,
+    latency_ms: float,
+    ttfb_ms: float | None,
+    usage: Usage,
+    error: str | None,
+) -> None:
+    """One row for one attempt; failover attempts of a flow share its request id."""
+    gateway.records.submit(
+        Record(
+            ts=flow.request.timestamp_start,
+            request_id=flow.id,
+            client_key_id=state.client_key_id,
+            method=flow.request.method,
+            route=state.client_path,
+            client_format=state.route.fmt,
+            provider=plan.credential.provider if plan else None,
+            credential_id=plan.credential.id if plan else None,
+            model_requested=plan.model_requested if plan else None,
+            model_sent=plan.model_sent if plan else None,
+            stream=bool(plan and plan.stream),
+            status=status,
+            latency_ms=latency_ms,
+            ttfb_ms=ttfb_ms,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            error=error,
+            attempt=state.attempt,
+        ),
+        secrets=[plan.credential.secret] if plan else (),
+    )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from .proxyurl import parse_proxy_url
 from .upstreams import merge_upstreams
 
 __all__ = [
+    "parse_duration",
     "ClaudeKey",
     "CodexKey",
     "Config",
@@ -101,10 +103,29 @@ class OpenAICompat(_Model):
         return list(self.api_key_entries) + [CompatKey(api_key=k) for k in self.api_keys]
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)?")
+
+
+def parse_duration(text: str) -> float:
+    """ "1h", "30m", "90s", "1h30m", "500ms" or plain seconds, as CLIProxyAPI writes TTLs."""
+    compact = str(text).replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"expected a duration like 30m, 1h or 90s, got {text!r}")
+    factors = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "": 1.0}
+    return sum(float(n) * factors[u] for n, u in parts)
+
+
 class Routing(_Model):
     strategy: Literal["round-robin", "fill-first", "weighted-round-robin"] = "round-robin"
     session_affinity: bool = False
     session_affinity_ttl: str = "1h"
+
+    @field_validator("session_affinity_ttl")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
 
 
 class RemoteManagement(_Model):

@@ -6,7 +6,9 @@ path, headers, body) and apply what comes back to the flow.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from typing import Any
 
 from . import providers, translate
 from .authstore import AuthStore, ScanResult
-from .config import Config
+from .config import Config, parse_duration
 from .credentials import Credential, credentials_from_config
 from .errors import BadRequest, GatewayError, ModelUnavailable
 from .providers import Call, UpstreamRequest
@@ -23,6 +25,9 @@ from .records import RecordStore
 from .routes import ApiRoute
 from .routing import ModelNotFound, ModelRouter
 from .selector import Selector
+from .affinity import Affinity, session_key
+from .breaker import Breakers
+from .cooldown import CooldownBook, CooldownStore, decide
 from .translate import ir
 
 __all__ = ["Draft", "Gateway", "Plan", "Translation"]
@@ -118,6 +123,44 @@ class Gateway:
         self.selector = Selector(config.file.routing.strategy)
         self.records = RecordStore(config.db_path)
         self.router = ModelRouter(self.config_credentials, providers.servable)
+        # Cooldowns live in the records database, so a restart keeps them.
+        self.cooldown_store = CooldownStore(config.db_path)
+        self.cooldowns = CooldownBook(on_change=self._persist_cooldown)
+        self.breakers = Breakers()
+        routing = config.file.routing
+        self.affinity = (
+            Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity else None
+        )
+
+    def restore_cooldowns(self) -> int:
+        """Load persisted cooldowns (blocking; at start-up)."""
+        return self.cooldowns.restore(self.cooldown_store.load())
+
+    def _persist_cooldown(self, cooldown, cred_id: str, model: str) -> None:
+        # Called on the event loop from the book: hand the disk write to a thread.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.cooldown_store.apply(cooldown, cred_id, model)
+            return
+        loop.run_in_executor(None, self.cooldown_store.apply, cooldown, cred_id, model)
+
+    def report(self, plan: "Plan", status: int, headers: Mapping[str, str], body: bytes) -> None:
+        """What an attempt's outcome means for its credential: cooldowns, breaker, affinity."""
+        cred, model = plan.credential.id, plan.model_sent
+        if 200 <= status < 400:
+            self.cooldowns.success(cred, model)
+            self.breakers.success(cred)
+            return
+        decision = decide(
+            status, headers, body, self.cooldowns.strikes(cred, model), time.time(),
+        )
+        if decision is not None:
+            self.cooldowns.cool(cred, model, decision)
+            if decision.scope == "account" and self.affinity is not None:
+                self.affinity.forget(cred)
+        if status == 0 or status == 408 or status >= 500:
+            self.breakers.failure(cred)
 
     def credentials(self) -> list[Credential]:
         return self.config_credentials + self.store.credentials
@@ -138,6 +181,7 @@ class Gateway:
         raw_body: bytes,
         headers: Mapping[str, str],
         query: Mapping[str, str],
+        exclude: frozenset[str] = frozenset(),
     ) -> Draft:
         body = parse_body(raw_body)
         model = route.model or body.get("model")
@@ -147,17 +191,16 @@ class Gateway:
             found = self.router.resolve(model)
         except ModelNotFound as e:
             raise ModelUnavailable(str(e)) from e
+        usable = self._usable(model, found, exclude)
         # Same-format upstreams first: nothing is lost that translation could lose.
         native = [
             (c, m)
-            for c, m in found.candidates
+            for c, m in usable
             if providers.format_of(c) == route.fmt and not providers.wrapped(c)
         ]
-        candidates = native or list(found.candidates)
+        candidates = native or usable
         by_cred = {c.id: m for c, m in candidates}
-        cred = self.selector.pick(
-            "+".join(sorted(found.providers)) + ":" + model, [c for c, _ in candidates]
-        )
+        cred = self._pick(found, model, candidates, headers, body)
         fmt = providers.format_of(cred)
         request = None
         if fmt != route.fmt or providers.wrapped(cred):
@@ -166,6 +209,55 @@ class Gateway:
             except (ValueError, TypeError, KeyError, AttributeError) as e:
                 raise BadRequest(f"request body is not a valid {route.fmt} request: {e}") from e
         return Draft(route, body, headers, query, cred, model, by_cred[cred.id], fmt, request)
+
+    def _usable(self, model: str, found, exclude: frozenset[str]) -> list[tuple[Credential, str]]:
+        """Candidates neither cooling down nor behind an open breaker; else the 429 to give."""
+        usable, waits = [], []
+        now = time.time()
+        for cred, upstream_model in found.candidates:
+            if cred.id in exclude:
+                continue
+            if (cd := self.cooldowns.blocked(cred.id, upstream_model)) is not None:
+                waits.append(cd.until - now)
+                continue
+            breaker = self.breakers.get(cred.id)
+            if breaker.state == "open":
+                waits.append(breaker.snapshot().get("remaining") or 1.0)
+                continue
+            usable.append((cred, upstream_model))
+        if usable:
+            return usable
+        if not waits:
+            raise GatewayError(503, "no_credential", f"no other credential can serve {model!r}")
+        reset = max(1, math.ceil(min(waits)))
+        provider = ",".join(sorted(found.providers))
+        raise GatewayError(
+            429,
+            "model_cooldown",
+            f"all credentials for model {model!r} are cooling down; retry in {reset}s",
+            extra={"model": model, "provider": provider, "reset_time": f"{reset}s", "reset_seconds": reset},
+            headers={"retry-after": str(reset)},
+        )
+
+    def _pick(self, found, model: str, candidates, headers, body) -> Credential:
+        key = session_key(headers, body) if self.affinity is not None else None
+        if key is not None:
+            pinned = self.affinity.get(key)
+            for cred, _ in candidates:
+                if cred.id == pinned and self.breakers.allow(cred.id):
+                    self.affinity.pin(key, cred.id)
+                    return cred
+        pool = [c for c, _ in candidates]
+        cursor = "+".join(sorted(found.providers)) + ":" + model
+        while True:
+            cred = self.selector.pick(cursor, pool)
+            # A half-open breaker admits one probe; the others pick again.
+            if self.breakers.allow(cred.id) or len(pool) == 1:
+                break
+            pool = [c for c in pool if c.id != cred.id]
+        if key is not None:
+            self.affinity.pin(key, cred.id)
+        return cred
 
     def finalize(self, draft: Draft) -> Plan:
         if draft.request is None:

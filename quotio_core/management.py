@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -80,6 +81,7 @@ def _log_entry(row: Mapping[str, Any]) -> dict[str, Any]:
             "output_tokens": row["output_tokens"],
             "cached_tokens": row["cached_tokens"],
             "reasoning_tokens": row["reasoning_tokens"],
+            "attempt": row.get("attempt") or 1,
         },
     }
 
@@ -103,16 +105,21 @@ class Management:
             ("GET", re.compile(r"/logs/status/(?P<status>2xx|3xx|4xx|5xx|errors)"), self.logs),
             ("GET", re.compile(r"/logs/(?P<request_id>[^/]+)"), self.log_by_id),
             ("DELETE", re.compile(r"/logs"), self.clear_logs),
+            ("GET", re.compile(r"/pool"), self.pool),
+            ("POST", re.compile(r"/reset-quota"), self.reset_quota),
         ]
 
-    async def handle(self, method: str, sub_path: str, query: Mapping[str, str]) -> Reply:
+    async def handle(
+        self, method: str, sub_path: str, query: Mapping[str, str], body: bytes = b""
+    ) -> Reply:
         """`sub_path` is the path after /v0/management, e.g. "/auth/claude"."""
         path = sub_path.rstrip("/") or "/"
         allowed = set()
         for verb, pattern, handler in self._routes:
             if m := pattern.fullmatch(path):
                 if verb == method or (verb == "GET" and method == "HEAD"):
-                    return await handler(query=query, **m.groupdict())
+                    kwargs = {"body": body} if verb in ("POST", "PUT", "PATCH") else {}
+                    return await handler(query=query, **kwargs, **m.groupdict())
                 allowed.add(verb)
         if allowed:
             return Reply(405, _err(f"method {method} not allowed here; use {', '.join(sorted(allowed))}"))
@@ -137,6 +144,7 @@ class Management:
                 "uptime_seconds": round(time.time() - self.gw.started_at, 3),
                 "credentials": self._counts(),
                 "records": await asyncio.to_thread(self.gw.records.count),
+                "pool": self._pool(),
             },
         )
 
@@ -207,6 +215,44 @@ class Management:
         if not rows:
             return Reply(404, _err(f"no log entry {request_id!r}"))
         return Reply(200, _log_entry(rows[0]))
+
+    # --- pool ---------------------------------------------------------------
+    def _pool(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "cooldowns": [
+                {
+                    "credential_id": c.cred_id,
+                    "model": None if c.model == "*" else c.model,
+                    "scope": c.scope,
+                    "status": c.status,
+                    "reason": c.reason,
+                    "reset_time": _iso(c.until),
+                    "reset_seconds": round(c.remaining(now), 3),
+                }
+                for c in self.gw.cooldowns.entries()
+            ],
+            "breakers": self.gw.breakers.snapshot(),
+        }
+
+    async def pool(self, query: Mapping[str, str]) -> Reply:
+        return Reply(200, self._pool())
+
+    async def reset_quota(self, query: Mapping[str, str], body: bytes) -> Reply:
+        """CLIProxyAPI's reset-quota: by credential (`auth_index`, `id` or `credential`), or all."""
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError:
+            return Reply(400, _err("body must be JSON, e.g. {\"id\": \"claude-me@example.com.json\"}"))
+        if not isinstance(data, dict):
+            return Reply(400, _err("body must be a JSON object"))
+        target = data.get("id") or data.get("credential") or data.get("auth_index") or query.get("id")
+        if target is not None and not any(c.id == str(target) for c in self.gw.credentials()):
+            return Reply(404, _err(f"no credential {target!r}"))
+        cleared = self.gw.cooldowns.reset(str(target) if target is not None else None)
+        for key in ([str(target)] if target is not None else list(self.gw.breakers.snapshot())):
+            self.gw.breakers.success(key)
+        return Reply(200, {"success": True, "cleared": cleared, "credential": target})
 
     async def clear_logs(self, query: Mapping[str, str]) -> Reply:
         deleted = await asyncio.to_thread(self.gw.records.clear)

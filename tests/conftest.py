@@ -115,7 +115,15 @@ def _clear_fakes(request):
     for name in ("claude_up", "openai_up", "compat_up", "gemini_up", "cliproxy_up"):
         if name in request.fixturenames:
             request.getfixturevalue(name).clear()
+    gw = request.getfixturevalue("gateway") if "gateway" in request.fixturenames else None
     yield
+    if isinstance(gw, GatewayProcess) and gw.proc.poll() is None:
+        # Injected upstream errors cool credentials down; start each test afresh.
+        import httpx
+
+        httpx.post(
+            gw.url + "/v0/management/reset-quota", headers={"authorization": f"Bearer {MGMT_KEY}"}
+        ).raise_for_status()
 
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")

@@ -95,12 +95,16 @@ def fakes() -> Iterator[dict[str, FakeUpstream]]:
 
 
 @pytest.fixture(autouse=True)
-def _reset(fakes):
+def _reset(request, fakes):
     for up in fakes.values():
         up.clear()
         up.tool_calls = []
         up.thinking = ""
+    gw = request.getfixturevalue("gw") if "gw" in request.fixturenames else None
     yield
+    if gw is not None:
+        # Injected upstream errors cool credentials down; start each test afresh.
+        httpx.post(gw.url + "/v0/management/reset-quota").raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -499,18 +503,23 @@ def test_count_tokens_translated_and_estimated(gw, fakes):
 
 
 def test_translated_requests_are_recorded_with_usage(gw, fakes):
+    def rows():
+        return httpx.get(gw.url + "/v0/management/logs", params={"limit": 50}).json()["logs"]
+
+    before = {r["requestId"] for r in rows()}
     ask_anthropic(gw, PROVIDERS["gemini"][0], True, False, False)
-    deadline = 50
-    rows = []
-    while deadline and not rows:
-        rows = [r for r in httpx.get(gw.url + "/v0/management/logs", params={"limit": 5}).json()["logs"]
-                if r["provider"] == "gemini" and r["metadata"]["client_format"] == "anthropic"]
-        deadline -= 1
+    new = []
+    for _ in range(50):  # the writer drains every 50 ms
+        new = [r for r in rows() if r["requestId"] not in before]
+        if new:
+            break
         threading.Event().wait(0.1)
-    assert rows, "no record"
-    assert rows[0]["metadata"]["input_tokens"] == 4
-    assert rows[0]["metadata"]["output_tokens"] == 4
-    assert rows[0]["metadata"]["stream"] is True
+    assert len(new) == 1, new
+    row = new[0]
+    assert (row["provider"], row["metadata"]["client_format"]) == ("gemini", "anthropic")
+    assert row["metadata"]["input_tokens"] == 4
+    assert row["metadata"]["output_tokens"] == 4
+    assert row["metadata"]["stream"] is True
 
 
 # --- README ---------------------------------------------------------------------------------------
