@@ -145,6 +145,8 @@ IMPLEMENTED_KEYS = frozenset(
         "proxy-url",
         "request-retry",
         "max-retry-interval",
+        "disable-cooling",
+        "transient-error-cooldown-seconds",
         "routing",
         "remote-management",
         "claude-api-key",
@@ -171,6 +173,8 @@ class FileConfig(_Model):
     proxy_url: str = ""
     request_retry: int = Field(default=3, ge=0)
     max_retry_interval: int = Field(default=30, ge=0)
+    disable_cooling: bool = False
+    transient_error_cooldown_seconds: int = Field(default=60, ge=0)
     routing: Routing = Routing()
     remote_management: RemoteManagement = RemoteManagement()
     claude_api_key: list[ClaudeKey] = []

@@ -152,9 +152,13 @@ class Gateway:
             self.cooldowns.success(cred, model)
             self.breakers.success(cred)
             return
+        cfg = self.config.file
         decision = decide(
             status, headers, body, self.cooldowns.strikes(cred, model), time.time(),
+            transient_seconds=cfg.transient_error_cooldown_seconds,
         )
+        if cfg.disable_cooling or plan.credential.data.get("disable_cooling"):
+            decision = None
         if decision is not None:
             self.cooldowns.cool(cred, model, decision)
             if decision.scope == "account" and self.affinity is not None:

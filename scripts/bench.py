@@ -100,15 +100,16 @@ def stop_proc(proc: subprocess.Popen) -> None:
         pass
 
 
-def start_fake(tmp: Path, reply: str, procs: list[Proc]) -> Proc:
-    log_path = tmp / "fake.log"
+def start_fake(tmp: Path, reply: str, procs: list[Proc], always_status: int = 0, name: str = "fake") -> Proc:
+    log_path = tmp / f"{name}.log"
+    extra = ["--always-status", str(always_status)] if always_status else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.serve", "--port", "0", "--reply", reply],
+        [sys.executable, "-m", "tests.fakes.serve", "--port", "0", "--reply", reply, *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log_path.open("w"),
     )
-    proc_obj = Proc("fake", proc, "", log_path)
+    proc_obj = Proc(name, proc, "", log_path)
     procs.append(proc_obj)  # registered before waiting, so an interrupt still stops it
     # The first stdout line names the port; don't block forever if it dies.
     fd = proc.stdout.fileno()
@@ -168,8 +169,15 @@ def start_bare(tmp: Path, fake_url: str, confdir: Path, procs: list[Proc], extra
     return p
 
 
-def start_gw(tmp: Path, fake_url: str, confdir: Path, procs: list[Proc]) -> tuple[Proc, Path]:
-    root = tmp / "gateway"
+def start_gw(
+    tmp: Path, fake_url: str, confdir: Path, procs: list[Proc], failing_url: str | None = None
+) -> tuple[Proc, Path]:
+    """The gateway; with `failing_url`, a second key whose upstream always answers 429.
+
+    Cooling is off in that set-up, so every other request really takes the
+    failover path (with cooling on, the exhausted key would simply be skipped).
+    """
+    root = tmp / ("gateway-failover" if failing_url else "gateway")
     db = root / "records.db"
     config = {
         "api-keys": [CLIENT_KEY],
@@ -177,6 +185,12 @@ def start_gw(tmp: Path, fake_url: str, confdir: Path, procs: list[Proc]) -> tupl
         "upstreams": {"claude": {"base-url": fake_url}},
         "records-db": str(db),
     }
+    if failing_url:
+        config["claude-api-key"] = [
+            {"api-key": CLAUDE_API_KEY + "-exhausted", "base-url": failing_url},
+            {"api-key": CLAUDE_API_KEY},
+        ]
+        config["disable-cooling"] = True
     gw: GatewayProcess = start_gateway(
         root,
         config,
@@ -186,7 +200,7 @@ def start_gw(tmp: Path, fake_url: str, confdir: Path, procs: list[Proc]) -> tupl
         confdir=confdir,
         wait=False,
     )
-    p = Proc("gateway", gw.proc, gw.url, gw.log_path)
+    p = Proc("gateway-failover" if failing_url else "gateway", gw.proc, gw.url, gw.log_path)
     procs.append(p)
     wait_ready(gw)
     return p, db
@@ -470,6 +484,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reply-words", type=int, default=16, help="words in the fake's reply (one SSE delta each)")
     p.add_argument("--direct", action="store_true", help="also measure the fake upstream with no proxy")
     p.add_argument(
+        "--no-failover",
+        dest="failover",
+        action="store_false",
+        help="skip the failover row (two keys, one always answering 429)",
+    )
+    p.add_argument(
         "--bare-set", action="append", default=[], metavar="OPTION=VALUE",
         help="extra mitmproxy --set for the bare mitmdump, e.g. stream_large_bodies=1 (bare"
         " mitmdump buffers SSE bodies by default; the gateway streams them)",
@@ -512,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _interrupt)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
-    targets = (["direct"] if args.direct else []) + ["bare", "gateway"]
+    targets = (["direct"] if args.direct else []) + ["bare", "gateway"] + (["failover"] if args.failover else [])
     n_cells = len(targets) * len(args.modes) * len(args.concurrency) * args.repeat
     est = n_cells * (args.warmup + args.duration + args.pause)
     print("quotio gateway benchmark: POST /v1/messages through bare mitmdump vs. the gateway")
@@ -544,6 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         gw, gw_db = start_gw(tmp, fake.url, confdir, procs)
         urls = {"direct": fake.url, "bare": bare.url, "gateway": gw.url}
         pids = {"direct": None, "bare": bare.proc.pid, "gateway": gw.proc.pid}
+        if args.failover:
+            exhausted = start_fake(tmp, reply, procs, always_status=429, name="fake-429")
+            fo, _ = start_gw(tmp, fake.url, confdir, procs, failing_url=exhausted.url)
+            urls["failover"], pids["failover"] = fo.url, fo.proc.pid
         for name in targets:
             sanity_check(name, urls[name])
         print(

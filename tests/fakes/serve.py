@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
     parser.add_argument("--reply", default=DEFAULT_REPLY, help="reply text (one SSE delta per word)")
     parser.add_argument("--stream-delay", type=float, default=0.0, help="seconds between SSE events")
+    parser.add_argument("--always-status", type=int, default=0, help="answer every request with this error status")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     fake = ServedUpstream(args.port, args.reply, stream_delay=args.stream_delay).start()
+    if args.always_status:
+        # An exhausted account, for the failover benchmark.
+        fake.fail_next(args.always_status, times=10**12)
     try:
         print(f"listening on {fake.url}", flush=True)
         while not stop.wait(3600):
