@@ -95,6 +95,9 @@ class Failover:
         if state is None or gateway is None or state.plan is None or state.plan.local_reply is not None:
             return
         resp = flow.response
+        if resp.status_code < 400:
+            gateway.report(state.plan, resp.status_code, {}, b"")
+            return
         body = b"" if resp.stream else (resp.get_content(strict=False) or b"")
         gateway.report(state.plan, resp.status_code, _lower(resp.headers), body)
         if resp.status_code not in RETRYABLE or resp.stream:
