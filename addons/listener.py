@@ -28,6 +28,9 @@ class Listener:
         gateway = self.holder.gateway
         if gateway is None:
             return
+        idle = gateway.config.file.timeouts.idle_seconds
+        if ctx.options.tcp_timeout != idle:
+            ctx.options.update(tcp_timeout=idle)
         ours = gateway.config.listen_mode
         modes = list(ctx.options.mode)
         if ours in modes:

@@ -128,6 +128,13 @@ class Routing(_Model):
         return v
 
 
+class Timeouts(_Model):
+    # No bytes either way for this long closes the connection: a hung upstream
+    # before its first byte, or a stream stalled between events. Generous by
+    # default, since a long thinking phase sends nothing before the first token.
+    idle_seconds: int = Field(default=600, ge=1)
+
+
 class RemoteManagement(_Model):
     allow_remote: bool = False
     secret_key: str = Field(default="", repr=False)
@@ -148,6 +155,7 @@ IMPLEMENTED_KEYS = frozenset(
         "disable-cooling",
         "transient-error-cooldown-seconds",
         "routing",
+        "timeouts",
         "remote-management",
         "claude-api-key",
         "codex-api-key",
@@ -176,6 +184,7 @@ class FileConfig(_Model):
     disable_cooling: bool = False
     transient_error_cooldown_seconds: int = Field(default=60, ge=0)
     routing: Routing = Routing()
+    timeouts: Timeouts = Timeouts()
     remote_management: RemoteManagement = RemoteManagement()
     claude_api_key: list[ClaudeKey] = []
     codex_api_key: list[CodexKey] = []

@@ -227,3 +227,37 @@ def test_session_affinity_keeps_a_session_on_one_credential(tmp_path, confdir, u
         assert len(set(used[:3])) == 1 and len(set(used[3:])) == 1
     finally:
         g.stop()
+
+
+def test_client_hanging_up_mid_stream_closes_the_upstream(tmp_path, confdir):
+    with FakeUpstream("one two three four five six seven eight", stream_delay=0.3) as slow:
+        g = start_gateway(tmp_path, {"upstreams": {"claude": {"base-url": slow.url}}},
+                          auth_files={"claude-a.json": claude_file(TOKENS[0], "a@example.com")}, confdir=confdir)
+        try:
+            for _ in range(3):
+                with httpx.stream(
+                    "POST", g.url + "/v1/messages",
+                    json={"model": MODEL, "max_tokens": 16, "stream": True,
+                          "messages": [{"role": "user", "content": "hi"}]},
+                ) as r:
+                    for _ in zip(range(3), r.iter_lines()):
+                        pass  # read a little, then hang up
+            assert slow.wait_connections(0, timeout=10), "an upstream connection was left open"
+            assert slow.cancelled >= 1  # the fake saw a client go away mid-stream
+        finally:
+            g.stop()
+
+
+def test_stalled_upstream_is_cut_after_the_idle_timeout(tmp_path, confdir, up):
+    g = start_gateway(tmp_path, {"upstreams": {"claude": {"base-url": up.url}}, "timeouts": {"idle-seconds": 1}},
+                      auth_files={"claude-a.json": claude_file(TOKENS[0], "a@example.com")}, confdir=confdir)
+    try:
+        up.fault_next("hang", seconds=20)
+        started = time.monotonic()
+        with pytest.raises(Exception) as e:  # noqa: B017 - the SDK's transport decides the class
+            ask(g)
+        assert time.monotonic() - started < 10
+        assert "timeout" not in type(e.value).__name__.lower()  # the gateway closed it, not the client
+        assert up.wait_connections(0, timeout=10)
+    finally:
+        g.stop()
