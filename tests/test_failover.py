@@ -248,16 +248,17 @@ def test_client_hanging_up_mid_stream_closes_the_upstream(tmp_path, confdir):
             g.stop()
 
 
-def test_stalled_upstream_is_cut_after_the_idle_timeout(tmp_path, confdir, up):
-    g = start_gateway(tmp_path, {"upstreams": {"claude": {"base-url": up.url}}, "timeouts": {"idle-seconds": 1}},
-                      auth_files={"claude-a.json": claude_file(TOKENS[0], "a@example.com")}, confdir=confdir)
-    try:
-        up.fault_next("hang", seconds=20)
-        started = time.monotonic()
-        with pytest.raises(Exception) as e:  # noqa: B017 - the SDK's transport decides the class
-            ask(g)
-        assert time.monotonic() - started < 10
-        assert "timeout" not in type(e.value).__name__.lower()  # the gateway closed it, not the client
-        assert up.wait_connections(0, timeout=10)
-    finally:
-        g.stop()
+def test_stalled_upstream_is_cut_after_the_idle_timeout(tmp_path, confdir):
+    with FakeUpstream("never sent") as hung:
+        g = start_gateway(tmp_path, {"upstreams": {"claude": {"base-url": hung.url}}, "timeouts": {"idle-seconds": 1}},
+                          auth_files={"claude-a.json": claude_file(TOKENS[0], "a@example.com")}, confdir=confdir)
+        try:
+            hung.fault_next("hang", seconds=20)
+            started = time.monotonic()
+            with pytest.raises(Exception) as e:  # noqa: B017 - the SDK's transport decides the class
+                ask(g)
+            assert time.monotonic() - started < 10
+            assert "timeout" not in type(e.value).__name__.lower()  # the gateway closed it, not the client
+            assert hung.wait_connections(0, timeout=10)
+        finally:
+            g.stop()
