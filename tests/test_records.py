@@ -234,3 +234,24 @@ def test_key_id_is_short_stable_and_not_the_key() -> None:
     key = "sk-quotio-client-0123456789"
     assert key_id(key) == key_id(key) != key_id(key + "x")
     assert len(key_id(key)) == 12 and key not in key_id(key)
+
+
+def test_database_from_before_the_attempt_column_is_migrated(tmp_path):
+    import sqlite_utils
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    old["requests"].insert({"id": 1, "ts": 1.0, "request_id": "r-old", "method": "POST", "route": "/v1/messages",
+                            "client_format": "anthropic", "status": 200, "latency_ms": 1.0}, pk="id")
+    old.close()
+    store = RecordStore(path)
+    store.start()
+    try:
+        store.submit(Record(ts=2.0, request_id="r-new", method="POST", route="/v1/messages",
+                            client_format="anthropic", status=429, latency_ms=2.0, attempt=2))
+        assert store.flush()
+        rows = {r["request_id"]: r for r in store.query(limit=10)}
+        assert rows["r-new"]["attempt"] == 2
+        assert rows["r-old"]["status"] == 200  # the old rows are kept
+    finally:
+        store.close()
