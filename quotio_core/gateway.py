@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import providers, translate
 from .authstore import AuthStore, ScanResult
@@ -102,6 +103,10 @@ def _images(req: ir.Request):
                 yield from (p for p in part.content if isinstance(p, ir.Image))
 
 
+def _host_key(url: str) -> str:
+    return "host:" + urlsplit(url).netloc
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise BadRequest("request body is empty; expected a JSON object")
@@ -127,6 +132,8 @@ class Gateway:
         self.cooldown_store = CooldownStore(config.db_path)
         self.cooldowns = CooldownBook(on_change=self._persist_cooldown)
         self.breakers = Breakers()
+        # Credential id -> its upstream host, learnt from its attempts, for host breakers.
+        self._hosts: dict[str, str] = {}
         routing = config.file.routing
         self.affinity = (
             Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity else None
@@ -148,9 +155,11 @@ class Gateway:
     def report(self, plan: "Plan", status: int, headers: Mapping[str, str], body: bytes) -> None:
         """What an attempt's outcome means for its credential: cooldowns, breaker, affinity."""
         cred, model = plan.credential.id, plan.model_sent
+        host = self._hosts[cred] = _host_key(plan.upstream.url)
         if 200 <= status < 400:
             self.cooldowns.success(cred, model)
             self.breakers.success(cred)
+            self.breakers.success(host)
             return
         cfg = self.config.file
         decision = decide(
@@ -165,6 +174,8 @@ class Gateway:
                 self.affinity.forget(cred)
         if status == 0 or status == 408 or status >= 500:
             self.breakers.failure(cred)
+            # A bad upstream host fails every credential that points at it.
+            self.breakers.failure(host)
 
     def credentials(self) -> list[Credential]:
         return self.config_credentials + self.store.credentials
@@ -224,8 +235,8 @@ class Gateway:
             if (cd := self.cooldowns.blocked(cred.id, upstream_model)) is not None:
                 waits.append(cd.until - now)
                 continue
-            breaker = self.breakers.get(cred.id)
-            if breaker.state == "open":
+            breaker = self._open_breaker(cred)
+            if breaker is not None:
                 waits.append(breaker.snapshot().get("remaining") or 1.0)
                 continue
             usable.append((cred, upstream_model))
@@ -242,6 +253,12 @@ class Gateway:
             extra={"model": model, "provider": provider, "reset_time": f"{reset}s", "reset_seconds": reset},
             headers={"retry-after": str(reset)},
         )
+
+    def _open_breaker(self, cred: Credential):
+        for key in (cred.id, self._hosts.get(cred.id)):
+            if key in self.breakers and self.breakers.get(key).state == "open":
+                return self.breakers.get(key)
+        return None
 
     def _pick(self, found, model: str, candidates, headers, body) -> Credential:
         key = session_key(headers, body) if self.affinity is not None else None

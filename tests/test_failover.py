@@ -157,15 +157,22 @@ def test_round_robin_shares_load_evenly(gw, up):
 
 def test_breaker_opens_after_consecutive_failures_and_reset_closes_it(gw, up):
     up.fail_next(500, times=20)
-    # Five different models, so the per-model cooldowns do not hide the breaker.
-    models = [f"claude-a-{i}" for i in range(5)]
-    for model in models:
-        with pytest.raises(anthropic.InternalServerError):
-            ask(gw, model=model)
+    # Different models each time, so the per-model cooldowns do not hide the breakers.
+    failures = 0
+    for i in range(5):
+        try:
+            ask(gw, model=f"claude-a-{i}")
+        except anthropic.InternalServerError:
+            failures += 1
+        except anthropic.RateLimitError as e:
+            assert e.body["error"]["code"] == "model_cooldown"
+            break
+    assert failures >= 2
     breakers = pool(gw)["breakers"]
-    assert {b["state"] for b in breakers.values()} == {"open"}
+    # Both accounts share one upstream host: its breaker opened after five failures.
+    assert breakers[f"host:{up.url.removeprefix('http://')}"]["state"] == "open"
     with pytest.raises(anthropic.RateLimitError) as e:
-        ask(gw, model="claude-fresh-model")  # no attempt: every breaker is open
+        ask(gw, model="claude-fresh-model")  # no attempt: the host's breaker is open
     assert e.value.body["error"]["code"] == "model_cooldown"
     up.clear()
     httpx.post(gw.url + "/v0/management/reset-quota").raise_for_status()
@@ -262,3 +269,26 @@ def test_stalled_upstream_is_cut_after_the_idle_timeout(tmp_path, confdir):
             assert hung.wait_connections(0, timeout=10)
         finally:
             g.stop()
+
+
+def test_host_breaker_keeps_other_credentials_off_a_failing_host(tmp_path, confdir, up):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    keys = [{"api-key": f"sk-dead-{i}", "base-url": dead, "models": [{"name": f"claude-m{i}"}]} for i in range(6)]
+    keys.append({"api-key": "sk-dead-late", "base-url": dead, "models": [{"name": "claude-late"}]})
+    # Cooling off: only the breakers can hold a key back here.
+    g = start_gateway(tmp_path, {"claude-api-key": keys, "disable-cooling": True}, confdir=confdir)
+    try:
+        for i in range(6):  # six different keys fail on one host: its breaker opens
+            with pytest.raises(anthropic.APIStatusError):
+                ask(g, model=f"claude-m{i}")
+        host_breakers = {k: v for k, v in pool(g)["breakers"].items() if k.startswith("host:")}
+        assert [v["state"] for v in host_breakers.values()] == ["open"]
+        # Another key on that host, never used: its first attempt (learns the host) is let through,
+        # then it is held back by the host's open breaker like the rest.
+        with pytest.raises(anthropic.APIStatusError):
+            ask(g, model="claude-late")
+        with pytest.raises(anthropic.RateLimitError) as e:
+            ask(g, model="claude-late")
+        assert e.value.body["error"]["code"] == "model_cooldown"
+    finally:
+        g.stop()
