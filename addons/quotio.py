@@ -24,6 +24,7 @@ from addons.recorder import Recorder  # noqa: E402
 from addons.router import Router  # noqa: E402
 from addons.secretmask import SecretMask  # noqa: E402
 from addons.streams import Streams  # noqa: E402
+from addons.timeouts import Timeouts  # noqa: E402
 
 _holder = GatewayHolder()
 
@@ -37,6 +38,8 @@ addons = [
     # Before Router: a failed answer is replaced before it is translated.
     Failover(_holder),
     Router(_holder),
+    # After Router: only routed requests get a first-byte deadline.
+    Timeouts(_holder),
     Streams(_holder),
     SecretMask(_holder),
     Recorder(_holder),

@@ -133,6 +133,10 @@ class Timeouts(_Model):
     # before its first byte, or a stream stalled between events. Generous by
     # default, since a long thinking phase sends nothing before the first token.
     idle_seconds: int = Field(default=600, ge=1)
+    # Opening the upstream connection; a black-holed host otherwise waits for the OS (minutes).
+    connect_seconds: float = Field(default=10, gt=0)
+    # From the request until the upstream's response headers.
+    first_byte_seconds: float = Field(default=300, gt=0)
 
 
 class RemoteManagement(_Model):

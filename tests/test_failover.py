@@ -292,3 +292,53 @@ def test_host_breaker_keeps_other_credentials_off_a_failing_host(tmp_path, confd
         assert e.value.body["error"]["code"] == "model_cooldown"
     finally:
         g.stop()
+
+
+def _unaccepting_listener():
+    """A loopback port whose accept queue is full: new connects hang in SYN."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # fill the (tiny) backlog; these are never accepted
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        fillers.append(c)
+    return server, fillers, f"http://127.0.0.1:{port}"
+
+
+def test_connect_and_first_byte_timeouts_end_the_attempt(tmp_path, confdir):
+    server, fillers, blackhole = _unaccepting_listener()
+    with FakeUpstream("never sent") as hung:
+        g = start_gateway(
+            tmp_path,
+            {
+                "claude-api-key": [
+                    {"api-key": "sk-blackhole", "base-url": blackhole, "models": [{"name": "claude-hole"}]},
+                    {"api-key": "sk-hung", "base-url": hung.url, "models": [{"name": "claude-hung"}]},
+                ],
+                "timeouts": {"connect-seconds": 1, "first-byte-seconds": 1},
+            },
+            confdir=confdir,
+        )
+        try:
+            for model in ("claude-hole", "claude-hung"):
+                if model == "claude-hung":
+                    hung.fault_next("hang", seconds=20)
+                started = time.monotonic()
+                with pytest.raises(anthropic.InternalServerError) as e:
+                    ask(g, model=model)
+                assert e.value.status_code == 502
+                assert time.monotonic() - started < 8, model
+            cooling = {c["credential_id"] for c in pool(g)["cooldowns"]}
+            assert cooling == {"claude-api-key[0]", "claude-api-key[1]"}
+            assert hung.wait_connections(0, timeout=10)
+        finally:
+            g.stop()
+            server.close()
+            for c in fillers:
+                c.close()
