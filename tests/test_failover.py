@@ -342,3 +342,11 @@ def test_connect_and_first_byte_timeouts_end_the_attempt(tmp_path, confdir):
             server.close()
             for c in fillers:
                 c.close()
+
+
+def test_reset_before_headers_is_retried_onto_the_other_account(gw, up):
+    up.fault_next("reset")
+    assert ask(gw, retries=2) == "pool answer"  # the SDK retries the gateway's 502
+    first, second = up.requests
+    assert token(first) != token(second)
+    assert [c["status"] for c in pool(gw)["cooldowns"]] == [0]  # a connection failure, cooling 60 s
