@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from .translate.ir import kind_for_status
+
 __all__ = [
     "BadRequest",
     "ClientAuthError",
@@ -59,15 +61,6 @@ class UnsupportedRoute(GatewayError):
     pass
 
 
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
 _OPENAI_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -90,7 +83,7 @@ _GOOGLE_STATUS = {
 
 
 def _anthropic(status: int, code: str, message: str) -> dict:
-    kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    kind = kind_for_status(status)
     return {"type": "error", "error": {"type": kind, "message": message, "code": code}}
 
 

@@ -36,7 +36,6 @@ import os
 import platform
 import select
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -54,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 import httpx
 
-from tests.gateway_proc import MITMDUMP, GatewayProcess, start_gateway, wait_ready
+from tests.gateway_proc import MITMDUMP, GatewayProcess, free_port, start_gateway, wait_ready
 
 GOAL = 0.8
 CLIENT_KEY = "bench-client-key-0123456789"
@@ -66,12 +65,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------------------
 # processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -28,7 +28,7 @@ def render(fmt: str, status: int, code: str = "some_code", message: str = "went 
         (429, "rate_limit_error"),
         (500, "api_error"),
         (502, "api_error"),
-        (503, "api_error"),
+        (503, "overloaded_error"),  # the same reading as the translators
         (529, "overloaded_error"),
         (409, "invalid_request_error"),
     ],
