@@ -7,6 +7,7 @@ URL and headers from the plan are applied.
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 from mitmproxy import connection, http
@@ -20,6 +21,8 @@ from quotio_core.streamtap import rename_model
 from . import meta
 from .core import GatewayHolder
 from .translation import translate_buffered
+
+log = logging.getLogger("quotio")
 
 
 class Router:
@@ -63,6 +66,12 @@ class Router:
             flow.response = meta.json_response(
                 e.status, render_error(route.fmt, e.status, e.code, e.message, e.extra), e.headers
             )
+            return
+        except Exception as e:  # a translator bug must not send the request on unrouted
+            log.exception("quotio: cannot route %s", state.client_path)
+            state.error = f"internal error: {type(e).__name__}"
+            msg = "the gateway could not prepare this request; see its log"
+            flow.response = meta.json_response(500, render_error(route.fmt, 500, "internal_error", msg))
             return
         if plan.local_reply is not None:
             state.plan = plan

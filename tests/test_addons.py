@@ -133,3 +133,23 @@ def test_bad_config_is_an_options_error(holder):
     with taddons.context(core) as tctx:
         with pytest.raises(exceptions.OptionsError, match=r"config.yaml: key port"):
             tctx.configure(core, quotio_port=0, quotio_config=str(holder / "config.yaml"))
+
+
+async def test_unexpected_routing_error_is_a_500_not_a_passthrough(holder, monkeypatch):
+    h, core, auth, mgmt, router = _setup(holder, "{}\n")
+    with taddons.context(core) as tctx:
+        tctx.configure(core, quotio_port=8317)
+        h.listen_mode = ProxyMode.parse(h.gateway.config.listen_mode)
+
+        def broken(*a, **k):
+            raise KeyError("translator bug")
+
+        monkeypatch.setattr(h.gateway, "draft", broken)
+        f = _flow("/v1/messages", "127.0.0.1", h.listen_mode, x_api_key="client-key")
+        f.request.content = b'{"model": "claude-x", "messages": []}'
+        auth.requestheaders(f)
+        await router.request(f)
+        assert f.response.status_code == 500
+        body = json.loads(f.response.content)
+        assert body["type"] == "error" and body["error"]["code"] == "internal_error"
+        h.gateway.records.close()
