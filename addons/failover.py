@@ -106,7 +106,8 @@ class Failover:
             resp.headers["x-should-retry"] = "true"
             resp.headers["retry-after-ms"] = "0"
             return
-        await self._failover(flow, state)
+        if gateway.config.file.request_retry > 0:
+            await self._failover(flow, state)
 
     @staticmethod
     def _client_retries(state: meta.FlowState) -> bool:
