@@ -23,8 +23,8 @@ class Streams:
         if plan.translation is not None:
             install_stream(state, plan, resp)
             return
-        if not resp.headers.get("content-type", "").startswith("text/event-stream"):
-            return
+        if resp.status_code >= 400 or not resp.headers.get("content-type", "").startswith("text/event-stream"):
+            return  # an error stays buffered, so it can still be failed over
         tap = StreamTap(plan.provider_format, plan.model_sent, plan.model_requested)
         state.stream_tap = tap
         resp.stream = tap
