@@ -350,3 +350,23 @@ def test_reset_before_headers_is_retried_onto_the_other_account(gw, up):
     first, second = up.requests
     assert token(first) != token(second)
     assert [c["status"] for c in pool(gw)["cooldowns"]] == [0]  # a connection failure, cooling 60 s
+
+
+@pytest.mark.parametrize(
+    ("strategy", "weights", "expected"),
+    [("fill-first", (1, 1), {"sk-w0": 8}), ("weighted-round-robin", (3, 1), {"sk-w0": 6, "sk-w1": 2})],
+)
+def test_strategies_share_load_as_configured(tmp_path, confdir, strategy, weights, expected):
+    with FakeUpstream("shared") as fake:
+        keys = [{"api-key": f"sk-w{i}", "weight": w} for i, w in enumerate(weights)]
+        g = start_gateway(
+            tmp_path,
+            {"claude-api-key": keys, "routing": {"strategy": strategy}, "upstreams": {"claude": {"base-url": fake.url}}},
+            confdir=confdir,
+        )
+        try:
+            for _ in range(8):
+                ask(g)
+            assert Counter(r.headers["x-api-key"] for r in fake.requests) == expected
+        finally:
+            g.stop()
