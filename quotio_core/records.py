@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import collections
 import re
@@ -30,6 +29,8 @@ from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.db import Table
+
+from .credentials import key_id  # the one id scheme for keys, re-exported for callers
 
 __all__ = ["MAX_QUERY_LIMIT", "Record", "RecordStore", "key_id", "redact"]
 
@@ -96,11 +97,6 @@ def _column_type(hint: Any) -> type:
 _COLUMNS: dict[str, type] = {"id": int} | {
     name: _column_type(hint) for name, hint in typing.get_type_hints(Record).items()
 }
-
-
-def key_id(key: str) -> str:
-    """A short, stable, non-reversible id for a client key, for `Record.client_key_id`."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
