@@ -98,10 +98,7 @@ def _success(state: meta.FlowState, plan: Plan, resp: http.Response, raw: bytes)
 def _aggregate(state: meta.FlowState, plan: Plan, resp: http.Response, raw: bytes) -> None:
     """A whole upstream stream (stream-only upstream, non-stream client) as one answer."""
     t = plan.translation
-    folder = translate.AggregatingStream(t.provider_format, t.client_format, plan.model_requested)
-    folder(raw)
-    folder(b"")
-    result = folder.result
+    result = translate.aggregate(t.provider_format, t.client_format, plan.model_requested, raw)
     state.usage = result.usage
     if result.error is not None:
         state.error = result.error.message

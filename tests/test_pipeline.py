@@ -8,7 +8,7 @@ import pytest
 
 from quotio_core.sse import SSEDecoder
 from quotio_core.streamtap import StreamTap
-from quotio_core.translate import AggregatingStream, StreamTranslator, expand, ir
+from quotio_core.translate import StreamTranslator, aggregate, expand, ir
 from quotio_core.translate.pipeline import Aggregator, count_from_body, estimate_tokens
 from quotio_core.usage import Usage
 
@@ -58,13 +58,19 @@ def test_truncated_stream_ends_with_error_event_in_client_format():
     assert events[-1].json()["error"]["type"] == "api_error"
 
 
-def test_aggregating_stream_folds_into_one_answer():
-    agg = AggregatingStream("openai", "anthropic", "alias")
-    assert agg(OPENAI_STREAM) == b""
-    body = json.loads(agg(b""))
+def test_aggregate_folds_a_stream_into_one_answer():
+    result = aggregate("openai", "anthropic", "alias", OPENAI_STREAM)
+    body = json.loads(json.dumps(result.body))
     assert body["content"] == [{"type": "text", "text": "Hi"}]
     assert body["model"] == "alias"
-    assert agg.result.status == 200 and agg.result.usage.input_tokens == 3
+    assert result.status == 200 and result.usage.input_tokens == 3
+
+
+def test_aggregate_of_a_cut_stream_is_an_error_status():
+    cut = OPENAI_STREAM[: OPENAI_STREAM.index(b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},')]
+    result = aggregate("openai", "anthropic", "alias", cut)
+    assert result.status == 502 and result.error is not None
+    assert result.body["type"] == "error"
 
 
 def test_expand_then_aggregate_is_identity():

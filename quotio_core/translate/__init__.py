@@ -24,8 +24,8 @@ feeding openai_stream.StreamEncoder; `pipeline` wires the pairs together.
 from .pipeline import (  # noqa: E402
     FORMATS,
     Aggregator,
-    AggregatingStream,
     StreamTranslator,
+    aggregate,
     count_from_body,
     count_reply,
     estimate_tokens,
@@ -39,8 +39,8 @@ from .pipeline import (  # noqa: E402
 __all__ = [
     "FORMATS",
     "Aggregator",
-    "AggregatingStream",
     "StreamTranslator",
+    "aggregate",
     "count_from_body",
     "count_reply",
     "estimate_tokens",

@@ -22,7 +22,7 @@ from . import ir
 __all__ = [
     "FORMATS",
     "Aggregator",
-    "AggregatingStream",
+    "aggregate",
     "StreamTranslator",
     "expand",
     "module",
@@ -73,6 +73,13 @@ class StreamTranslator:
     def _encode(self, events: list[ir.StreamEvent]) -> list[bytes]:
         return [self._encoder.encode(e) for e in events]
 
+    def _translate(self, sse_events) -> list[bytes]:
+        out: list[bytes] = []
+        for sse in sse_events:
+            self.tracker.observe(sse)
+            out += self._encode(self._decoder.feed(sse))
+        return out
+
     def __call__(self, chunk: bytes) -> bytes | list[bytes]:
         # An empty bytes result would go out as an empty HTTP chunk, which
         # chunked encoding reads as the end of the body: return [] instead.
@@ -81,17 +88,11 @@ class StreamTranslator:
         if chunk:
             if self.first_chunk_at is None:
                 self.first_chunk_at = time.time()
-            out = []
-            for sse in self._sse.feed(chunk):
-                self.tracker.observe(sse)
-                out += self._encode(self._decoder.feed(sse))
+            out = self._translate(self._sse.feed(chunk))
             return [b"".join(out)] if any(out) else []
         # b"" marks the end of the upstream body.
         self._done = True
-        out = []
-        for sse in self._sse.flush():
-            self.tracker.observe(sse)
-            out += self._encode(self._decoder.feed(sse))
+        out = self._translate(self._sse.flush())
         out += self._encode(self._decoder.finish())
         out.append(self._encoder.finish())
         return b"".join(out)
@@ -191,53 +192,27 @@ class AggregateResult:
     error: ir.ErrorInfo | None
 
 
-class AggregatingStream:
-    """A `flow.response.stream` callable for a non-stream client on a stream-only upstream.
+def aggregate(src: str, dst: str, model: str, raw: bytes) -> AggregateResult:
+    """A whole upstream stream folded into one answer in the client's format.
 
-    Chunks are decoded as they arrive and folded into one response; the
-    client's JSON body is written when the upstream stream ends.
+    For a non-stream client on a stream-only upstream (Codex): the client
+    waits for the whole answer anyway, so the body is folded once it is
+    complete, and a failure inside it can still become an error status.
     """
-
-    def __init__(self, src: str, dst: str, model: str):
-        self._sse = SSEDecoder()
-        self._decoder = module(src, "stream").StreamDecoder()
-        self._dst = dst
-        self._model = model
-        self.aggregator = Aggregator()
-        self.tracker = StreamUsageTracker(src)
-        self.first_chunk_at: float | None = None
-        self.result: AggregateResult | None = None
-
-    def _feed(self, events) -> None:
-        for sse in events:
-            self.tracker.observe(sse)
-            for event in self._decoder.feed(sse):
-                self.aggregator.feed(event)
-
-    def __call__(self, chunk: bytes) -> bytes:
-        if chunk:
-            if self.first_chunk_at is None:
-                self.first_chunk_at = time.time()
-            self._feed(self._sse.feed(chunk))
-            return b""
-        if self.result is not None:
-            return b""
-        self._feed(self._sse.flush())
-        for event in self._decoder.finish():
-            self.aggregator.feed(event)
-        self.result = self._finish()
-        return json.dumps(self.result.body).encode()
-
-    def _finish(self) -> AggregateResult:
-        agg = self.aggregator
-        resp = agg.response
-        resp.model = self._model
-        if agg.error is not None:
-            status, body = module(self._dst, "response").encode_error(agg.error)
-            return AggregateResult(status, body, resp.usage, agg.error)
-        return AggregateResult(
-            200, module(self._dst, "response").encode_response(resp), resp.usage, None
-        )
+    sse = SSEDecoder()
+    decoder = module(src, "stream").StreamDecoder()
+    agg = Aggregator()
+    for event in sse.feed(raw) + sse.flush():
+        for ir_event in decoder.feed(event):
+            agg.feed(ir_event)
+    for ir_event in decoder.finish():
+        agg.feed(ir_event)
+    resp = agg.response
+    resp.model = model
+    if agg.error is not None:
+        status, body = module(dst, "response").encode_error(agg.error)
+        return AggregateResult(status, body, resp.usage, agg.error)
+    return AggregateResult(200, module(dst, "response").encode_response(resp), resp.usage, None)
 
 
 def expand(resp: ir.Response) -> list[ir.StreamEvent]:
