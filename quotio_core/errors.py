@@ -1,11 +1,9 @@
 """Errors, rendered in the shape of the API the client speaks.
 
-GatewayError (status, code, message)
- ├── ClientAuthError        401/403: missing, wrong or not-allowed client key
+GatewayError (status, code, message, extra, headers)
  ├── BadRequest             400: body is not the JSON the route needs
  ├── ModelUnavailable       404: model_not_found
- ├── NoCredential           503/429: nothing in the pool can serve right now
- └── UnsupportedRoute       400/501: a pair of formats this build cannot bridge
+ └── NoCredential           429 model_cooldown / 503 no_credential: nothing in the pool can serve now
 """
 
 from __future__ import annotations
@@ -17,11 +15,9 @@ from .translate.ir import kind_for_status
 
 __all__ = [
     "BadRequest",
-    "ClientAuthError",
     "GatewayError",
     "ModelUnavailable",
     "NoCredential",
-    "UnsupportedRoute",
     "render_error",
 ]
 
@@ -39,10 +35,6 @@ class GatewayError(Exception):
         return self.message
 
 
-class ClientAuthError(GatewayError):
-    pass
-
-
 class BadRequest(GatewayError):
     def __init__(self, message: str, code: str = "invalid_request_error"):
         super().__init__(400, code, message)
@@ -54,10 +46,6 @@ class ModelUnavailable(GatewayError):
 
 
 class NoCredential(GatewayError):
-    pass
-
-
-class UnsupportedRoute(GatewayError):
     pass
 
 

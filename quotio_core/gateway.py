@@ -19,7 +19,7 @@ from . import providers, translate
 from .authstore import AuthStore, ScanResult
 from .config import Config, parse_duration
 from .credentials import Credential, credentials_from_config
-from .errors import BadRequest, GatewayError, ModelUnavailable
+from .errors import BadRequest, GatewayError, ModelUnavailable, NoCredential
 from .providers import Call, UpstreamRequest
 from .proxyurl import ProxyURL, resolve_proxy
 from .records import RecordStore
@@ -243,10 +243,10 @@ class Gateway:
         if usable:
             return usable
         if not waits:
-            raise GatewayError(503, "no_credential", f"no other credential can serve {model!r}")
+            raise NoCredential(503, "no_credential", f"no other credential can serve {model!r}")
         reset = max(1, math.ceil(min(waits)))
         provider = ",".join(sorted(found.providers))
-        raise GatewayError(
+        raise NoCredential(
             429,
             "model_cooldown",
             f"all credentials for model {model!r} are cooling down; retry in {reset}s",

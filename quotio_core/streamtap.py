@@ -36,7 +36,6 @@ class StreamTap:
         self.tracker = StreamUsageTracker(fmt)
         self._rename = (upstream_model, alias) if alias and alias != upstream_model else None
         self.first_chunk_at: float | None = None
-        self.bytes_out = 0
 
     def _reencode(self, events: list[ServerSentEvent]) -> bytes:
         upstream, alias = self._rename
@@ -56,7 +55,6 @@ class StreamTap:
         for ev in events:
             self.tracker.observe(ev)
         out = self._reencode(events) if self._rename else chunk
-        self.bytes_out += len(out)
         # Mid-stream, empty bytes would be sent as the empty chunk that ends a
         # chunked body; [] sends nothing.
         return out if out else []

@@ -4,11 +4,9 @@ import pytest
 
 from quotio_core.errors import (
     BadRequest,
-    ClientAuthError,
     GatewayError,
     ModelUnavailable,
     NoCredential,
-    UnsupportedRoute,
     render_error,
 )
 
@@ -102,9 +100,8 @@ def test_exception_classes() -> None:
     assert BadRequest("x", "missing_model").code == "missing_model"
     m = ModelUnavailable("nope")
     assert (m.status, m.code, m.message) == (404, "model_not_found", "nope")
-    for cls in (ClientAuthError, NoCredential, UnsupportedRoute):
-        err = cls(429, "model_cooldown", "all cooling")
-        assert isinstance(err, GatewayError)
-        assert (err.status, err.code, str(err)) == (429, "model_cooldown", "all cooling")
+    err = NoCredential(429, "model_cooldown", "all cooling", extra={"reset_seconds": 3})
+    assert isinstance(err, GatewayError)
+    assert (err.status, err.code, str(err), err.extra) == (429, "model_cooldown", "all cooling", {"reset_seconds": 3})
     with pytest.raises(GatewayError):
         raise ModelUnavailable("x")
