@@ -51,10 +51,6 @@ SDK_RETRIES = 2
 TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
 
 
-def _lower(headers: http.Headers) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
-
-
 class _Retry(Exception):
     """The attempt's answer is retryable; another credential may do better."""
 
@@ -99,7 +95,7 @@ class Failover:
             gateway.report(state.plan, resp.status_code, {}, b"")
             return
         body = b"" if resp.stream else (resp.get_content(strict=False) or b"")
-        gateway.report(state.plan, resp.status_code, _lower(resp.headers), body)
+        gateway.report(state.plan, resp.status_code, meta.lower_headers(resp.headers), body)
         if resp.status_code not in RETRYABLE or resp.stream:
             return
         if self._client_retries(state):
@@ -170,7 +166,7 @@ class Failover:
         )
         tried.add(plan.credential.id)
         status, headers, content = await self._send(plan, state)
-        gateway.report(plan, status, {k.lower(): v for k, v in headers.items()}, content)
+        gateway.report(plan, status, meta.lower_headers(headers), content)
         state.plan = plan
         state.attempt += 1
         state.stream_tap = None

@@ -33,6 +33,11 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
+def lower_headers(headers) -> dict[str, str]:
+    """Headers (mitmproxy's or httpx's) as a plain dict with lower-case names."""
+    return {k.lower(): v for k, v in headers.items()}
+
+
 def is_fresh(flow: http.HTTPFlow) -> bool:
     """Whether an earlier addon has not already answered or failed this flow."""
     return flow.response is None and flow.error is None and flow.live

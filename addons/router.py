@@ -54,7 +54,7 @@ class Router:
             return
         req = flow.request
         state.client_body = req.get_content(strict=False) or b""
-        state.client_headers = {k.lower(): v for k, v in req.headers.items()}
+        state.client_headers = meta.lower_headers(req.headers)
         state.client_query = dict(req.query)
         try:
             draft = gateway.draft(route, state.client_body, state.client_headers, state.client_query)
