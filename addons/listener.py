@@ -32,16 +32,15 @@ class Listener:
         if ctx.options.tcp_timeout != idle:
             ctx.options.update(tcp_timeout=idle)
         ours = gateway.config.listen_mode
+        self.holder.listen_mode = ProxyMode.parse(ours)
         modes = list(ctx.options.mode)
         if ours in modes:
-            self.holder.listen_mode = ProxyMode.parse(ours)
             return
         # A config reload may move the gateway: replace the listener we added before.
         modes = [m for m in modes if m != self._added]
         if modes == ["regular"]:
             modes = []
         self._added = ours
-        self.holder.listen_mode = ProxyMode.parse(ours)
         ctx.options.update(mode=modes + [ours], connection_strategy="lazy")
 
     def running(self) -> None:
