@@ -72,6 +72,7 @@ class GatewayCore:
         self.holder.gateway = gateway
         if old is not None:
             old.records.close()
+            asyncio_utils.create_task(old.aclose(), name="quotio close old gateway", keep_ref=True)
         log.info(
             "quotio: %d credentials (%s), %d cooldowns restored, config %s",
             len(gateway.credentials()),
@@ -107,3 +108,6 @@ class GatewayCore:
             self._watcher.cancel()
         if self.holder.gateway is not None:
             self.holder.gateway.records.close()
+            asyncio_utils.create_task(
+                self.holder.gateway.aclose(), name="quotio close gateway", keep_ref=True
+            )

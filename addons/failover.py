@@ -30,6 +30,7 @@ from mitmproxy.utils import asyncio_utils
 from quotio_core.errors import GatewayError
 from quotio_core.gateway import Plan
 from quotio_core.images import fetch_images
+from quotio_core.oauth.keeper import RefreshFailed
 from quotio_core.providers import CLIENT_SECRET_HEADERS
 from quotio_core.proxyurl import ProxyURL
 from quotio_core.usage import Usage
@@ -94,6 +95,9 @@ class Failover:
         if resp.status_code < 400:
             gateway.report(state.plan, resp.status_code, {}, b"")
             return
+        recoverable = resp.status_code == 401 and not resp.stream and not state.refreshed
+        if recoverable and await self._recover(flow, state):
+            return
         body = b"" if resp.stream else (resp.get_content(strict=False) or b"")
         gateway.report(state.plan, resp.status_code, meta.lower_headers(resp.headers), body)
         if resp.status_code not in RETRYABLE or resp.stream:
@@ -104,6 +108,38 @@ class Failover:
             return
         if gateway.config.file.request_retry > 0:
             await self._failover(flow, state)
+
+    async def _recover(self, flow: http.HTTPFlow, state: meta.FlowState) -> bool:
+        """A 401: refresh the credential's token once and send the request again.
+
+        True when the flow is taken care of (answered again, or handed back to
+        a retrying SDK); False leaves the 401 to the usual cooldown rules.
+        """
+        gateway = self.holder.gateway
+        cred = state.plan.credential
+        if cred.source != "file" or not (gateway.tokens.refreshable(cred) or gateway.tokens.has_bearer(cred)):
+            return False
+        state.refreshed = True
+        try:
+            fresh = await gateway.tokens.recover(cred)
+        except RefreshFailed as e:
+            log.info("quotio: %s answered 401 and could not be refreshed: %s", cred.id, e)
+            resp = flow.response
+            gateway.report(state.plan, 401, meta.lower_headers(resp.headers), resp.get_content(strict=False) or b"")
+            # The account is out (needs login) or cooling: another one may serve.
+            if gateway.config.file.request_retry > 0:
+                await self._failover(flow, state)
+            return True
+        if self._client_retries(state):
+            flow.response.headers["x-should-retry"] = "true"
+            flow.response.headers["retry-after-ms"] = "0"
+            return True
+        try:
+            await self._attempt(flow, state, set(), 0, pin=fresh.id)
+        except _Retry:
+            if gateway.config.file.request_retry > 0:
+                await self._failover(flow, state)
+        return True
 
     @staticmethod
     def _client_retries(state: meta.FlowState) -> bool:
@@ -136,7 +172,8 @@ class Failover:
             pass  # out of attempts: the client gets the last answer
 
     async def _attempt(
-        self, flow: http.HTTPFlow, state: meta.FlowState, tried: set[str], max_wait: float
+        self, flow: http.HTTPFlow, state: meta.FlowState, tried: set[str], max_wait: float,
+        pin: str | None = None,
     ) -> None:
         """One more attempt on a credential not tried yet; raises _Retry if it failed too."""
         gateway = self.holder.gateway
@@ -144,8 +181,9 @@ class Failover:
         try:
             draft = gateway.draft(
                 state.route, state.client_body, state.client_headers or {}, state.client_query or {},
-                exclude=frozenset(tried),
+                exclude=frozenset(tried), pin=pin,
             )
+            draft = await gateway.ready(draft)
             if urls := draft.image_urls():
                 draft.inline_images(await fetch_images(self._client(None), urls))
             plan = gateway.finalize(draft)

@@ -46,11 +46,13 @@ class Management:
         if refusal is not None:
             flow.response = meta.json_response(refusal.status, refusal.body)
             return
+        body = flow.request.get_content(strict=False) or b""
+        if flow.request.headers.get("content-type", "").startswith("multipart/form-data"):
+            # CLIProxyAPI's uploads (vertex/import, auth-files) send the file as form field "file".
+            parts = flow.request.multipart_form
+            body = next((v for k, v in parts.items(multi=True) if k == b"file"), body)
         reply = await self._for(gateway).handle(
-            flow.request.method,
-            path.removeprefix(PREFIX),
-            dict(flow.request.query),
-            flow.request.get_content(strict=False) or b"",
+            flow.request.method, path.removeprefix(PREFIX), dict(flow.request.query), body
         )
         flow.response = meta.json_response(reply.status, reply.body)
         # The management key must not be kept on a saved flow.

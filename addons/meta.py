@@ -58,6 +58,8 @@ class FlowState:
     client_headers: dict[str, str] | None = None
     client_query: dict[str, str] | None = None
     attempt: int = 1
+    # A 401 has already been answered with a token refresh; a second one is final.
+    refreshed: bool = False
     # Headers and query parameters holding secrets, masked once the request is sent.
     secret_headers: tuple[str, ...] = ()
     secret_params: tuple[str, ...] = ()

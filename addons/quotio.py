@@ -21,6 +21,7 @@ from addons.listener import Listener  # noqa: E402
 from addons.management import Management  # noqa: E402
 from addons.models import Models  # noqa: E402
 from addons.recorder import Recorder  # noqa: E402
+from addons.refresher import Refresher  # noqa: E402
 from addons.router import Router  # noqa: E402
 from addons.secretmask import SecretMask  # noqa: E402
 from addons.streams import Streams  # noqa: E402
@@ -43,4 +44,5 @@ addons = [
     Streams(_holder),
     SecretMask(_holder),
     Recorder(_holder),
+    Refresher(_holder),
 ]

@@ -58,6 +58,7 @@ class Router:
         state.client_query = dict(req.query)
         try:
             draft = gateway.draft(route, state.client_body, state.client_headers, state.client_query)
+            draft = await gateway.ready(draft)
             if urls := draft.image_urls():
                 draft.inline_images(await fetch_images(self._client(), urls))
             plan = gateway.finalize(draft)

@@ -11,6 +11,7 @@ import click
 from .authstore import AuthStore
 from .config import ConfigError, load_config
 from .credentials import credentials_from_config
+from .oauth import LoginError
 
 ADDON = Path(__file__).resolve().parent.parent / "addons" / "quotio.py"
 
@@ -76,6 +77,75 @@ def auth_list(config_path: str | None, as_json: bool) -> None:
     widths = [max(len(r[i]) for r in rows + [("PROVIDER", "ID", "ACCOUNT", "STATUS", "EXPIRES")]) for i in range(5)]
     for row in [("PROVIDER", "ID", "ACCOUNT", "STATUS", "EXPIRES"), *rows]:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+@main.command()
+@click.argument("provider")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")
+@click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser.")
+@click.option("--port", type=int, help="Callback port (default: the provider's registered one).")
+@click.option("--device", is_flag=True, help="Use the device-code flow where the provider has both.")
+@click.option("--project-id", help="Gemini: the Code Assist project to use.")
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False), help="Vertex: service-account key JSON.")
+@click.option("--location", help="Vertex: the region to call (default us-central1).")
+def login(
+    provider: str, config_path: str | None, no_browser: bool, port: int | None, device: bool,
+    project_id: str | None, key_file: str | None, location: str | None,
+) -> None:
+    """Log in to PROVIDER and write its auth file (claude, codex, gemini, vertex,
+    github-copilot, qwen, iflow, kiro)."""
+    import asyncio
+
+    config = _config(config_path)
+    try:
+        session = asyncio.run(
+            _login(config, provider, no_browser, port, device, project_id, key_file, location)
+        )
+    except LoginError as e:
+        raise click.ClickException(str(e)) from e
+    if session.status != "ok":
+        raise click.ClickException(f"login failed: {session.error}")
+    who = f" as {session.email}" if session.email else ""
+    click.echo(f"logged in{who}; wrote {config.auth_dir / session.file}")
+
+
+async def _login(config, provider, no_browser, port, device, project_id, key_file, location):
+    from .oauth import canonical_provider, login_module
+    from .oauth.sessions import LoginSessions
+
+    provider = canonical_provider(provider)
+    if login_module(provider) is None:
+        raise click.ClickException(f"unknown provider {provider!r}")
+    store = AuthStore(config)
+    oauth = config.file.oauth
+    logins = LoginSessions(
+        config, store, timeout=oauth.login_timeout_seconds, callback_ports=oauth.callback_ports
+    )
+    try:
+        flows = logins.flows(provider)
+        if "service-account" in flows:
+            if not key_file:
+                raise click.ClickException(f"{provider} logs in with a service-account key: pass --key-file")
+            key = json.loads(Path(key_file).read_text(encoding="utf-8"))
+            return await logins.import_service_account(
+                provider, key, **({"location": location} if location else {})
+            )
+        options = {"project_id": project_id} if project_id else {}
+        flow = "device" if device or "auth-code" not in flows else "auth-code"
+        session = await logins.start(provider, flow, port=port, **options)
+        if session.device is not None:
+            click.echo(f"Open {session.auth_url}")
+            click.echo(f"and enter the code {session.device.user_code}")
+        else:
+            click.echo(f"Open this URL to log in:\n{session.auth_url}")
+            click.echo(f"Waiting for the browser to come back on {session.redirect_uri} ...")
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(session.auth_url)
+        return await logins.wait(session)
+    finally:
+        await logins.aclose()
 
 
 if __name__ == "__main__":

@@ -139,6 +139,22 @@ class Timeouts(_Model):
     first_byte_seconds: float = Field(default=300, gt=0)
 
 
+class OAuthSettings(_Model):
+    """quotio's own login settings (CLIProxyAPI takes these as flags)."""
+
+    # Callback port per provider, e.g. {claude: 54545}; a provider's
+    # registered redirect URI names its default port, so change it only for tests
+    # or when a tunnel forwards that port.
+    callback_ports: dict[str, int] = {}
+    login_timeout_seconds: float = Field(default=600, gt=0)
+    # How often the background refresher looks for tokens within their lead.
+    refresh_check_seconds: float = Field(default=5, gt=0)
+    # How long a credential whose refresh failed waits before the next try.
+    refresh_retry_seconds: float = Field(default=300, ge=0)
+    # Pause between polls of a long-running upstream step (Code Assist onboarding).
+    poll_seconds: float = Field(default=5, gt=0)
+
+
 class RemoteManagement(_Model):
     allow_remote: bool = False
     secret_key: str = Field(default="", repr=False)
@@ -172,6 +188,7 @@ IMPLEMENTED_KEYS = frozenset(
         "records-db",
         "header-defaults",
         "codex-header-defaults",
+        "oauth",
     }
 )
 
@@ -202,6 +219,7 @@ class FileConfig(_Model):
     # Client identity headers sent upstream, per provider id (versions drift).
     header_defaults: dict[str, dict[str, str]] = {}
     codex_header_defaults: dict[str, str] = {}
+    oauth: OAuthSettings = OAuthSettings()
 
     @field_validator("api_keys", "generative_language_api_key", mode="before")
     @classmethod

@@ -86,10 +86,15 @@ class Credential:
         return self.expires_at is not None and self.expires_at <= datetime.now(UTC)
 
     @property
+    def needs_login(self) -> bool:
+        """No token, or its refresh was refused: only a new login brings it back."""
+        return not self.secret or bool(self.data.get("needs_login"))
+
+    @property
     def status(self) -> str:
         if self.disabled:
             return "disabled"
-        if not self.secret:
+        if self.needs_login:
             return "needs-login"
         return "expired" if self.is_expired else "ready"
 
@@ -119,6 +124,8 @@ class Credential:
             "status": self.status,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "is_expired": self.is_expired,
+            "last_refresh": self.data.get("last_refresh"),
+            "last_error": self.data.get("last_error"),
             "excluded_models": list(self.excluded_models),
             "models": [m.alias or m.name for m in self.models],
         }

@@ -16,19 +16,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import providers, translate
+from .affinity import Affinity, session_key
 from .authstore import AuthStore, ScanResult
+from .breaker import Breakers
 from .config import Config, parse_duration
+from .cooldown import CooldownBook, CooldownStore, Decision, decide
 from .credentials import Credential, credentials_from_config
 from .errors import BadRequest, GatewayError, ModelUnavailable, NoCredential
+from .oauth.keeper import RefreshFailed, TokenKeeper
+from .oauth.sessions import LoginSessions
 from .providers import Call, UpstreamRequest
 from .proxyurl import ProxyURL, resolve_proxy
 from .records import RecordStore
 from .routes import ApiRoute
 from .routing import ModelNotFound, ModelRouter
 from .selector import Selector
-from .affinity import Affinity, session_key
-from .breaker import Breakers
-from .cooldown import CooldownBook, CooldownStore, decide
 from .translate import ir
 
 __all__ = ["Draft", "Gateway", "Plan", "Translation"]
@@ -107,6 +109,10 @@ def _host_key(url: str) -> str:
     return "host:" + urlsplit(url).netloc
 
 
+def _body_bytes(d: Draft) -> bytes:
+    return json.dumps(d.body).encode()
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise BadRequest("request body is empty; expected a JSON object")
@@ -138,6 +144,19 @@ class Gateway:
         self.affinity = (
             Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity else None
         )
+        oauth = config.file.oauth
+        self.tokens = TokenKeeper(
+            config, self.store, on_change=self.rebuild_router, retry_seconds=oauth.refresh_retry_seconds
+        )
+        self.logins = LoginSessions(
+            config, self.store, on_written=self.rebuild_router,
+            timeout=oauth.login_timeout_seconds, callback_ports=oauth.callback_ports,
+        )
+
+    async def aclose(self) -> None:
+        """Close what holds sockets: pending logins' listeners, HTTP clients."""
+        await self.logins.aclose()
+        await self.tokens.aclose()
 
     def restore_cooldowns(self) -> int:
         """Load persisted cooldowns (blocking; at start-up)."""
@@ -152,7 +171,7 @@ class Gateway:
             return
         loop.run_in_executor(None, self.cooldown_store.apply, cooldown, cred_id, model)
 
-    def report(self, plan: "Plan", status: int, headers: Mapping[str, str], body: bytes) -> None:
+    def report(self, plan: Plan, status: int, headers: Mapping[str, str], body: bytes) -> None:
         """What an attempt's outcome means for its credential: cooldowns, breaker, affinity."""
         cred, model = plan.credential.id, plan.model_sent
         host = self._hosts[cred] = _host_key(plan.upstream.url)
@@ -197,7 +216,9 @@ class Gateway:
         headers: Mapping[str, str],
         query: Mapping[str, str],
         exclude: frozenset[str] = frozenset(),
+        pin: str | None = None,
     ) -> Draft:
+        """Route a request to a credential; `pin` names one to use if it can serve."""
         body = parse_body(raw_body)
         model = route.model or body.get("model")
         if not isinstance(model, str) or not model:
@@ -215,7 +236,10 @@ class Gateway:
         ]
         candidates = native or usable
         by_cred = {c.id: m for c, m in candidates}
-        cred = self._pick(found, model, candidates, headers, body)
+        pinned = [c for c, _ in usable if c.id == pin]
+        if pinned:
+            candidates = [(pinned[0], {c.id: m for c, m in usable}[pin])]
+        cred = pinned[0] if pinned else self._pick(found, model, candidates, headers, body)
         fmt = providers.format_of(cred)
         request = None
         if fmt != route.fmt or providers.wrapped(cred):
@@ -279,6 +303,27 @@ class Gateway:
         if key is not None:
             self.affinity.pin(key, cred.id)
         return cred
+
+    async def ready(self, draft: Draft) -> Draft:
+        """`draft` with a credential whose token can be sent now.
+
+        An expiring token is refreshed (once, however many requests wait on
+        it); a credential that cannot get one is passed over for the next.
+        """
+        tried: set[str] = set()
+        while True:
+            try:
+                draft.credential = await self.tokens.ensure(draft.credential)
+                return draft
+            except RefreshFailed as e:
+                tried.add(draft.credential.id)
+                # Until its refresh may be tried again, other requests skip it too.
+                if not e.needs_login:
+                    self.cooldowns.cool(
+                        draft.credential.id, "*",
+                        Decision(self.tokens.retry_seconds, "account", "token refresh failed", 401),
+                    )
+                draft = self.draft(draft.route, _body_bytes(draft), draft.headers, draft.query, frozenset(tried))
 
     def finalize(self, draft: Draft) -> Plan:
         if draft.request is None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from .clientauth import is_loopback
 from .gateway import Gateway
+from .management_oauth import LoginRoutes
 
 __all__ = ["Management", "Reply", "management_access"]
 
@@ -107,6 +108,7 @@ class Management:
             ("DELETE", re.compile(r"/logs"), self.clear_logs),
             ("GET", re.compile(r"/pool"), self.pool),
             ("POST", re.compile(r"/reset-quota"), self.reset_quota),
+            *LoginRoutes(gateway, Reply).routes(),
         ]
 
     async def handle(

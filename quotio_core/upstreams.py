@@ -37,6 +37,8 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "token-url": "https://auth.openai.com/oauth/token",
         "device-url": "https://auth.openai.com/api/accounts/deviceauth/usercode",
         "device-token-url": "https://auth.openai.com/api/accounts/deviceauth/token",
+        "device-verify-url": "https://auth.openai.com/codex/device",
+        "device-redirect-uri": "https://auth.openai.com/deviceauth/callback",
         "usage-url": "https://chatgpt.com/backend-api/wham/usage",
     },
     "gemini": {
@@ -47,6 +49,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "authorize-url": "https://accounts.google.com/o/oauth2/v2/auth",
         "token-url": "https://oauth2.googleapis.com/token",
         "userinfo-url": "https://www.googleapis.com/oauth2/v2/userinfo",
+        # Code Assist's own methods (loadCodeAssist, onboardUser) live on base-url.
     },
     "vertex": {
         "base-url": "https://{location}-aiplatform.googleapis.com",

@@ -178,7 +178,7 @@ async def json_or_error(resp: httpx.Response, what: str) -> dict[str, Any]:
             detail = str(data.get("error_description") or data.get("error") or data.get("message") or "")
         code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else "bad_response"
         if code == "invalid_grant":
-            raise InvalidGrant(f"{what}: {detail or 'invalid_grant'}")
+            raise InvalidGrant(f"{what}: invalid_grant" + (f": {detail}" if detail and detail != code else ""))
         raise LoginError(f"{what}: HTTP {resp.status_code} {detail or resp.text[:200]}".strip(), code)
     return data
 
@@ -197,28 +197,18 @@ class Bearer:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _form_to_json(url: str, headers: dict, body: str):
-    from urllib.parse import parse_qsl
-
-    headers["Content-Type"] = "application/json"
-    headers["Accept"] = "application/json"
-    return url, headers, json.dumps(dict(parse_qsl(body)))
-
-
 def oauth_client(
     client_id: str,
     *,
     client_secret: str | None = None,
     scope: str | None = None,
     redirect_uri: str | None = None,
-    json_body: bool = False,
     auth_method: str | None = None,
 ):
     """An authlib OAuth 2.0 client for one exchange or refresh (use with `async with`).
 
-    `json_body` is for token endpoints that take JSON instead of a form
-    (Anthropic's). Environment proxies are ignored like everywhere else in
-    the gateway: upstream proxies are configured per credential.
+    Environment proxies are ignored like everywhere else in the gateway:
+    upstream proxies are configured per credential.
     """
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
@@ -233,9 +223,6 @@ def oauth_client(
         timeout=30.0,
         headers={"Accept": "application/json"},
     )
-    if json_body:
-        client.register_compliance_hook("access_token_request", _form_to_json)
-        client.register_compliance_hook("refresh_token_request", _form_to_json)
     return client
 
 

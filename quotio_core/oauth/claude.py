@@ -1,14 +1,17 @@
 """How a Claude (Pro/Max) account logs in: authorization code + PKCE S256.
 
 The browser goes to claude.ai; the redirect lands on a local listener on
-port 54545. Anthropic's token endpoint takes JSON, not a form, and answers
-with the account and organization next to the tokens.
+port 54545. Anthropic's token endpoint takes a JSON body, not the RFC 6749
+form authlib's client sends, so the token calls are plain JSON posts; its
+answer carries the account and organization next to the tokens.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+
+import httpx
 
 from .base import (
     AuthCodeStart,
@@ -17,11 +20,10 @@ from .base import (
     authorize_url,
     expiry_in,
     file_safe,
+    json_or_error,
     new_state,
     new_verifier,
     now_rfc3339,
-    oauth_client,
-    oauth_failure,
 )
 
 PROVIDER = "claude"
@@ -74,13 +76,18 @@ def _file(token: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str,
 async def exchange(ctx: LoginContext, start: AuthCodeStart, code: str) -> dict[str, Any]:
     # The page that shows the code gives it as "code#state".
     code = code.split("#", 1)[0]
-    async with oauth_client(CLIENT_ID, redirect_uri=start.redirect_uri, json_body=True) as client:
-        try:
-            token = await client.fetch_token(
-                ctx.urls["token-url"], code=code, code_verifier=start.verifier, state=start.state
-            )
-        except Exception as e:  # authlib's OAuthError or a transport error
-            raise oauth_failure(e, "Claude token exchange") from e
+    token = await _token_call(
+        ctx,
+        "Claude token exchange",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "state": start.state,
+            "client_id": CLIENT_ID,
+            "redirect_uri": start.redirect_uri,
+            "code_verifier": start.verifier,
+        },
+    )
     if not token.get("access_token"):
         raise LoginError("Claude token exchange: no access_token in the answer")
     return _file(dict(token))
@@ -90,12 +97,20 @@ async def refresh(ctx: LoginContext, data: dict[str, Any]) -> dict[str, Any]:
     rt = data.get("refresh_token")
     if not rt:
         raise LoginError("no refresh_token in the auth file", "invalid_grant")
-    async with oauth_client(CLIENT_ID, json_body=True) as client:
-        try:
-            token = await client.refresh_token(ctx.urls["token-url"], refresh_token=rt)
-        except Exception as e:
-            raise oauth_failure(e, "Claude token refresh") from e
-    return _file(dict(token), data)
+    token = await _token_call(
+        ctx, "Claude token refresh", {"grant_type": "refresh_token", "refresh_token": rt, "client_id": CLIENT_ID}
+    )
+    if not token.get("access_token"):
+        raise LoginError("Claude token refresh: no access_token in the answer")
+    return _file(token, data)
+
+
+async def _token_call(ctx: LoginContext, what: str, body: dict[str, str]) -> dict[str, Any]:
+    try:
+        resp = await ctx.http.post(ctx.urls["token-url"], json=body, headers={"accept": "application/json"})
+    except httpx.HTTPError as e:
+        raise LoginError(f"{what}: {type(e).__name__}", "unreachable") from e
+    return await json_or_error(resp, what)
 
 
 def file_name(data: dict[str, Any]) -> str:

@@ -76,7 +76,7 @@ def executor_for(cred: Credential):
 
 
 def servable(cred: Credential) -> bool:
-    return executor_for(cred) is not None and not cred.disabled and bool(cred.secret)
+    return executor_for(cred) is not None and not cred.disabled and not cred.needs_login
 
 
 def format_of(cred: Credential) -> str:

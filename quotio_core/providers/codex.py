@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from ..oauth.base import jwt_claims
 from . import Call, UpstreamRequest, extra_headers
 
 FORMAT = "responses"
@@ -21,17 +20,6 @@ DEFAULT_HEADERS = {
     "version": "0.50.0",
     "user-agent": "codex_cli_rs/0.50.0 (Linux; x86_64) quotio",
 }
-
-
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified: only read for the account id the token names."""
-    try:
-        payload = token.split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        claims = json.loads(base64.urlsafe_b64decode(payload))
-    except (IndexError, ValueError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 def account_id(data: Mapping[str, Any]) -> str:

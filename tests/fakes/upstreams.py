@@ -20,6 +20,9 @@ Routes (anything else is a 404 in OpenAI's error shape):
 * POST /v1beta/models/{model}:generateContent | :streamGenerateContent
   | :countTokens                                               (Gemini; the
   same under /v1/, which google-genai uses by default)
+* POST /v1internal:loadCodeAssist | :onboardUser                (Code Assist
+  project discovery: `code_assist_project`, `code_assist_onboarded`,
+  `onboard_polls_left` drive it)
 * POST /v1internal:generateContent | :streamGenerateContent
   | :countTokens                                               (Code Assist:
   the Gemini request sits under `request` next to `model` and `project`; every
@@ -260,6 +263,11 @@ class FakeUpstream:
         self.cached_tokens = cached_tokens
         self.require_auth = require_auth
         self.models = list(models)
+        # Code Assist onboarding (loadCodeAssist / onboardUser): a fresh account
+        # has no tier until onboarded; onboarding reports "not done" this many times.
+        self.code_assist_project = "fake-project-123"
+        self.code_assist_onboarded = False
+        self.onboard_polls_left = 1
         self._lock = threading.Lock()
         self._requests: list[Captured] = []
         self._failures: list[_Failure | _Fault] = []
@@ -1502,6 +1510,29 @@ def _code_assist_count_tokens(h: _Handler, fake: FakeUpstream, req: Captured, _:
     h.send_json(200, {"totalTokens": fake._prompt_tokens(*_gemini_prompt(request))})
 
 
+def _code_assist_load(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
+    if fake.code_assist_onboarded:
+        h.send_json(200, {"currentTier": {"id": "free-tier", "name": "Gemini Code Assist for individuals"},
+                          "allowedTiers": [{"id": "free-tier", "isDefault": True}],
+                          "cloudaicompanionProject": fake.code_assist_project})
+    else:
+        h.send_json(200, {"allowedTiers": [{"id": "free-tier", "name": "Free", "isDefault": True,
+                                            "userDefinedCloudaicompanionProject": False}]})
+
+
+def _code_assist_onboard(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
+    if req.json.get("tierId") == "free-tier" and req.json.get("cloudaicompanionProject"):
+        h._send_error(GEMINI, 400, "Precondition Failed: free tier takes no project")
+        return
+    if fake.onboard_polls_left > 0:
+        fake.onboard_polls_left -= 1
+        h.send_json(200, {"name": "operations/onboard-1", "done": False})
+        return
+    fake.code_assist_onboarded = True
+    h.send_json(200, {"name": "operations/onboard-1", "done": True,
+                      "response": {"cloudaicompanionProject": {"id": fake.code_assist_project, "name": "Fake"}}})
+
+
 @dataclass(frozen=True)
 class _Route:
     method: str
@@ -1527,6 +1558,8 @@ _ROUTES = (
     _Route("POST", re.compile(r"/backend-api/codex/responses"), CODEX, _responses),
     _Route("POST", _CODE_ASSIST_GENERATE, GEMINI, _code_assist_generate),
     _Route("POST", re.compile(r"/v1internal:countTokens"), GEMINI, _code_assist_count_tokens),
+    _Route("POST", re.compile(r"/v1internal:loadCodeAssist"), GEMINI, _code_assist_load),
+    _Route("POST", re.compile(r"/v1internal:onboardUser"), GEMINI, _code_assist_onboard),
 )
 
 
