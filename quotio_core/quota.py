@@ -70,6 +70,9 @@ class Window:
     remaining_pct: float | None = None  # 0–100; None when the provider does not say
     resets_at: float | None = None  # unix seconds
     unit: str = "percent"  # percent | requests | credits | tokens
+    # Set when the window limits one model only (Code Assist's per-model
+    # buckets): exhausting it cools that model, not the whole account.
+    model: str | None = None
 
     @property
     def exhausted(self) -> bool:
