@@ -12,6 +12,7 @@ from mitmproxy.utils import asyncio_utils
 
 from quotio_core.config import ConfigError, load_config
 from quotio_core.gateway import Gateway
+from quotio_core.logs import install as install_logs
 
 from .meta import FlowStates
 
@@ -41,6 +42,7 @@ class GatewayCore:
         loader.add_option("quotio_port", int, 0, "Gateway listen port override (default $QUOTIO_PORT or port).")
         loader.add_option("quotio_db", str, "", "Records database (default $QUOTIO_CONFIG_DIR/quotio.db).")
         loader.add_option("quotio_auth_scan_ms", int, 1000, "Milliseconds between auth dir scans.")
+        loader.add_option("quotio_log_json", bool, True, "quotio's own log lines as JSON on stderr (secrets redacted).")
 
     def configure(self, updated: set[str]) -> None:
         if not any(name.startswith("quotio_") for name in updated):
@@ -59,7 +61,10 @@ class GatewayCore:
             config = load_config(overrides={k: v for k, v in overrides.items() if v})
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from e
-        if config.debug:
+        if ctx.options.quotio_log_json:
+            holder = self.holder
+            install_logs(lambda: _known_secrets(holder.gateway), debug=config.debug)
+        elif config.debug:
             log.setLevel(logging.DEBUG)
         old = self.holder.gateway
         gateway = Gateway(config)
@@ -111,3 +116,12 @@ class GatewayCore:
             asyncio_utils.create_task(
                 self.holder.gateway.aclose(), name="quotio close gateway", keep_ref=True
             )
+
+
+def _known_secrets(gateway: Gateway | None) -> list[str]:
+    if gateway is None:
+        return []
+    cfg = gateway.config.file
+    tokens = [c.secret for c in gateway.credentials()]
+    tokens += [str(c.data.get("refresh_token") or "") for c in gateway.credentials()]
+    return tokens + list(cfg.api_keys) + [cfg.remote_management.secret_key]

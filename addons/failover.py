@@ -201,6 +201,7 @@ class Failover:
             latency_ms=(time.time() - flow.request.timestamp_start) * 1000,
             ttfb_ms=None, usage=Usage(),
             error=f"upstream {failed.status_code}; failing over to {plan.credential.id}",
+            final=False,
         )
         tried.add(plan.credential.id)
         status, headers, content = await self._send(plan, state)

@@ -54,7 +54,13 @@ class Management:
         reply = await self._for(gateway).handle(
             flow.request.method, path.removeprefix(PREFIX), dict(flow.request.query), body
         )
-        flow.response = meta.json_response(reply.status, reply.body)
+        if reply.content_type == "application/json":
+            flow.response = meta.json_response(reply.status, reply.body)
+        else:
+            raw = reply.body if isinstance(reply.body, bytes) else str(reply.body).encode()
+            flow.response = http.Response.make(
+                reply.status, raw, {"content-type": reply.content_type, "cache-control": "no-store"}
+            )
         # The management key must not be kept on a saved flow.
         for name in ("authorization", "x-management-key"):
             if name in flow.request.headers:

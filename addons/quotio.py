@@ -16,10 +16,12 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from addons.clientauth import ClientAuth  # noqa: E402
 from addons.core import GatewayCore, GatewayHolder  # noqa: E402
 from addons.failover import Failover  # noqa: E402
+from addons.housekeeping import Housekeeping  # noqa: E402
 from addons.intake import Intake  # noqa: E402
 from addons.listener import Listener  # noqa: E402
 from addons.management import Management  # noqa: E402
 from addons.models import Models  # noqa: E402
+from addons.overhead import Overhead  # noqa: E402
 from addons.recorder import Recorder  # noqa: E402
 from addons.refresher import Refresher  # noqa: E402
 from addons.router import Router  # noqa: E402
@@ -42,7 +44,11 @@ addons = [
     # After Router: only routed requests get a first-byte deadline.
     Timeouts(_holder),
     Streams(_holder),
+    # After Router and Streams: its request hook sees the request as it leaves,
+    # its response hooks the answer as it is passed on.
+    Overhead(_holder),
     SecretMask(_holder),
     Recorder(_holder),
     Refresher(_holder),
+    Housekeeping(_holder),
 ]

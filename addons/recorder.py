@@ -106,31 +106,35 @@ def submit(
     ttfb_ms: float | None,
     usage: Usage,
     error: str | None,
+    final: bool = True,
 ) -> None:
-    """One row for one attempt; failover attempts of a flow share its request id."""
-    gateway.records.submit(
-        Record(
-            ts=flow.request.timestamp_start,
-            request_id=flow.id,
-            client_key_id=state.client_key_id,
-            method=flow.request.method,
-            route=state.client_path,
-            client_format=state.route.fmt,
-            provider=plan.credential.provider if plan else None,
-            credential_id=plan.credential.id if plan else None,
-            model_requested=plan.model_requested if plan else None,
-            model_sent=plan.model_sent if plan else None,
-            stream=bool(plan and plan.stream),
-            status=status,
-            latency_ms=latency_ms,
-            ttfb_ms=ttfb_ms,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            error=error,
-            attempt=state.attempt,
-        ),
-        secrets=[plan.credential.secret] if plan else (),
+    """One row for one attempt; failover attempts of a flow share its request id.
+
+    `final` is False for an attempt the gateway failed over from: it is a
+    row of its own but not the client's request.
+    """
+    record = Record(
+        ts=flow.request.timestamp_start,
+        request_id=flow.id,
+        client_key_id=state.client_key_id,
+        method=flow.request.method,
+        route=state.client_path,
+        client_format=state.route.fmt,
+        provider=plan.credential.provider if plan else None,
+        credential_id=plan.credential.id if plan else None,
+        model_requested=plan.model_requested if plan else None,
+        model_sent=plan.model_sent if plan else None,
+        stream=bool(plan and plan.stream),
+        status=status,
+        latency_ms=latency_ms,
+        ttfb_ms=ttfb_ms,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        error=error,
+        attempt=state.attempt,
     )
+    gateway.records.submit(record, secrets=[plan.credential.secret] if plan else ())
+    gateway.metrics.observe(record, final)
 

@@ -189,6 +189,8 @@ IMPLEMENTED_KEYS = frozenset(
         "header-defaults",
         "codex-header-defaults",
         "oauth",
+        "quota-refresh-seconds",
+        "usage-retention-days",
     }
 )
 
@@ -220,6 +222,10 @@ class FileConfig(_Model):
     header_defaults: dict[str, dict[str, str]] = {}
     codex_header_defaults: dict[str, str] = {}
     oauth: OAuthSettings = OAuthSettings()
+    # How often each account's quota is fetched in the background.
+    quota_refresh_seconds: float = Field(default=300, gt=0)
+    # Request records older than this are pruned; 0 keeps them forever.
+    usage_retention_days: float = Field(default=30, ge=0)
 
     @field_validator("api_keys", "generative_language_api_key", mode="before")
     @classmethod

@@ -431,6 +431,17 @@ class CooldownBook:
             del self._strikes[key]
         return active
 
+    def lift(self, cred_id: str, reason_prefix: str) -> int:
+        """Clear this credential's entries whose reason starts with `reason_prefix`.
+
+        For cooldowns set from a quota report: the next report showing room
+        again ends them at once, without touching cooldowns from real errors.
+        """
+        keys = [k for k, cd in self._entries.items() if k[0] == cred_id and cd.reason.startswith(reason_prefix)]
+        for key in keys:
+            self._drop(key)
+        return len(keys)
+
     def restore(self, cooldowns: Iterable[Cooldown]) -> int:
         """Load persisted entries (no on_change calls); returns how many are active.
 

@@ -27,6 +27,8 @@ from .oauth.keeper import RefreshFailed, TokenKeeper
 from .oauth.sessions import LoginSessions
 from .providers import Call, UpstreamRequest
 from .proxyurl import ProxyURL, resolve_proxy
+from .metrics import Metrics
+from .quota import QuotaBook
 from .records import RecordStore
 from .routes import ApiRoute
 from .routing import ModelNotFound, ModelRouter
@@ -153,10 +155,17 @@ class Gateway:
             timeout=oauth.login_timeout_seconds, callback_ports=oauth.callback_ports,
         )
 
+        self.metrics = Metrics()
+        self.quotas = QuotaBook(
+            config, self.credentials, self.tokens.ensure, self.cooldowns,
+            interval=config.file.quota_refresh_seconds,
+        )
+
     async def aclose(self) -> None:
         """Close what holds sockets: pending logins' listeners, HTTP clients."""
         await self.logins.aclose()
         await self.tokens.aclose()
+        await self.quotas.aclose()
 
     def restore_cooldowns(self) -> int:
         """Load persisted cooldowns (blocking; at start-up)."""

@@ -19,6 +19,7 @@ from typing import Any
 from .clientauth import is_loopback
 from .gateway import Gateway
 from .management_oauth import LoginRoutes
+from .management_usage import UsageRoutes
 
 __all__ = ["Management", "Reply", "management_access"]
 
@@ -29,6 +30,8 @@ VERSION = "0.1.0"
 class Reply:
     status: int
     body: Any
+    # Everything is JSON but the metrics text and the dashboard page.
+    content_type: str = "application/json"
 
 
 def management_access(
@@ -109,6 +112,7 @@ class Management:
             ("GET", re.compile(r"/pool"), self.pool),
             ("POST", re.compile(r"/reset-quota"), self.reset_quota),
             *LoginRoutes(gateway, Reply).routes(),
+            *UsageRoutes(gateway, Reply).routes(),
         ]
 
     async def handle(

@@ -37,6 +37,7 @@ __all__ = ["MAX_QUERY_LIMIT", "Record", "RecordStore", "key_id", "redact"]
 log = logging.getLogger(__name__)
 
 TABLE = "requests"
+_META = "meta"  # small key/value settings kept with the records (the usage baseline)
 MAX_QUERY_LIMIT = 1000
 REDACTED = "[REDACTED]"
 _MAX_ERROR_CHARS = 4000
@@ -317,6 +318,38 @@ class RecordStore:
                 " AND ".join(clauses) or None, params, order_by="ts DESC, id DESC", limit=limit
             )
             return [{**row, "stream": bool(row["stream"])} for row in rows]
+
+    def rows_since(self, since: float, columns: Iterable[str]) -> list[dict[str, Any]]:
+        """Every record from `since` on, oldest first, with only `columns` (for usage figures)."""
+        cols = ", ".join(columns)
+        with _reading(self.path) as table:
+            if table is None:
+                return []
+            cursor = table.db.execute(f"SELECT {cols} FROM {TABLE} WHERE ts >= ? ORDER BY ts", [since])
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def prune(self, before: float) -> int:
+        """Delete records older than `before` (retention); returns how many went."""
+        with _reading(self.path) as table:
+            if table is None:
+                return 0
+            with table.db.conn:
+                return table.db.execute(f"DELETE FROM {TABLE} WHERE ts < ?", [before]).rowcount
+
+    def get_meta(self, key: str) -> str | None:
+        with _reading(self.path) as table:
+            if table is None or not table.db.table(_META).exists():
+                return None
+            row = table.db.execute(f"SELECT value FROM {_META} WHERE key = ?", [key]).fetchone()
+            return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        db = _open(self.path)
+        try:
+            db.table(_META).upsert({"key": key, "value": value}, pk="key")
+        finally:
+            db.close()
 
     def count(self) -> int:
         with _reading(self.path) as table:

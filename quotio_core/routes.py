@@ -47,7 +47,7 @@ COUNT_ENDPOINTS = frozenset({"count_tokens", "countTokens"})
 def classify(method: str, path: str) -> ApiRoute:
     """`path` without the query string."""
     path = path.rstrip("/") or "/"
-    if path == "/v0/management" or path.startswith("/v0/management/"):
+    if path == "/v0/management" or path.startswith("/v0/management/") or path == "/metrics":
         return ApiRoute("management")
     if path in _HEALTH and method in ("GET", "HEAD"):
         return ApiRoute("health")

@@ -2,12 +2,17 @@
 
 Each one can be overridden under ``upstreams.<provider>.<name>`` in the
 config file, which is how the tests point the whole gateway at loopback.
+A default may name another URL of the same provider (``{base-url}/…``,
+``..`` allowed), so moving an API base moves the endpoints that live on it.
 Provider ids are the auth files' ``type`` values.
 """
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["DEFAULT_UPSTREAMS", "PROVIDERS", "merge_upstreams"]
 
@@ -27,7 +32,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "base-url": "https://api.anthropic.com",
         "authorize-url": "https://claude.ai/oauth/authorize",
         "token-url": "https://platform.claude.com/v1/oauth/token",
-        "usage-url": "https://api.anthropic.com/api/oauth/usage",
+        "usage-url": "{base-url}/api/oauth/usage",
     },
     "codex": {
         "base-url": "https://chatgpt.com/backend-api/codex",
@@ -39,7 +44,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "device-token-url": "https://auth.openai.com/api/accounts/deviceauth/token",
         "device-verify-url": "https://auth.openai.com/codex/device",
         "device-redirect-uri": "https://auth.openai.com/deviceauth/callback",
-        "usage-url": "https://chatgpt.com/backend-api/wham/usage",
+        "usage-url": "{base-url}/../wham/usage",
     },
     "gemini": {
         # gemini-api-key entries call the public Generative Language API;
@@ -60,7 +65,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "device-url": "https://github.com/login/device/code",
         "token-url": "https://github.com/login/oauth/access_token",
         "exchange-url": "https://api.github.com/copilot_internal/v2/token",
-        "quota-url": "https://api.github.com/copilot_internal/user",
+        "quota-url": "{exchange-url}/../../user",  # copilot_internal/user on the same API host
     },
     "qwen": {
         "base-url": "https://portal.qwen.ai/v1",
@@ -78,7 +83,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "base-url": "https://codewhisperer.us-east-1.amazonaws.com",
         "oidc-url": "https://oidc.us-east-1.amazonaws.com",
         "social-refresh-url": "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken",
-        "usage-url": "https://codewhisperer.us-east-1.amazonaws.com/getUsageLimits",
+        "usage-url": "{base-url}/getUsageLimits",
     },
 }
 
@@ -108,4 +113,20 @@ def merge_upstreams(
                     f"upstreams.{provider}.{name}: expected an http(s) URL, got {url!r}"
                 )
             merged[provider][name] = url.rstrip("/")
+    for urls in merged.values():
+        for name, url in urls.items():
+            urls[name] = _resolve(url, urls)
     return merged
+
+
+_REF = re.compile(r"\{([a-z-]+)\}")
+
+
+def _resolve(url: str, urls: Mapping[str, str], depth: int = 0) -> str:
+    """`url` with `{name}` references to its siblings filled in and `..` folded."""
+    if "{" not in url or depth > 4:
+        return url
+    filled = _REF.sub(lambda m: _resolve(urls.get(m[1], m[0]), urls, depth + 1), url)
+    parts = urlsplit(filled)
+    path = posixpath.normpath(parts.path) if ".." in parts.path else parts.path
+    return urlunsplit(parts._replace(path=path))
