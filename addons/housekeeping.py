@@ -1,7 +1,7 @@
 """Background upkeep: quota reports kept fresh, old request records pruned.
 
 Quotas are fetched for every account whose report is older than
-`quota-refresh-seconds`; records older than `usage-retention-days` are
+`quota-refresh-seconds` (0: only on demand); records older than `usage-retention-days` are
 deleted once at start and then hourly, so the database stays bounded.
 """
 
@@ -36,12 +36,13 @@ class Housekeeping:
     async def _quotas(self) -> None:
         while True:
             gateway = self.holder.gateway
-            if gateway is not None:
+            if gateway is not None and gateway.quotas.interval > 0:
                 try:
                     await gateway.quotas.refresh()
                 except Exception:  # one bad round must not end the loop
                     log.exception("quotio: quota refresh round failed")
-            tick = min(QUOTA_TICK_SECONDS, gateway.quotas.interval) if gateway else QUOTA_TICK_SECONDS
+            interval = gateway.quotas.interval if gateway else 0
+            tick = min(QUOTA_TICK_SECONDS, interval) if interval > 0 else QUOTA_TICK_SECONDS
             await asyncio.sleep(tick)
 
     async def _prune(self) -> None:

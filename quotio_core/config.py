@@ -222,8 +222,9 @@ class FileConfig(_Model):
     header_defaults: dict[str, dict[str, str]] = {}
     codex_header_defaults: dict[str, str] = {}
     oauth: OAuthSettings = OAuthSettings()
-    # How often each account's quota is fetched in the background.
-    quota_refresh_seconds: float = Field(default=300, gt=0)
+    # How often each account's quota is fetched in the background; 0 fetches
+    # only on demand (`/usage/quotas/all?refresh=true`).
+    quota_refresh_seconds: float = Field(default=300, ge=0)
     # Request records older than this are pruned; 0 keeps them forever.
     usage_retention_days: float = Field(default=30, ge=0)
 

@@ -77,6 +77,9 @@ def start_gateway(
     for name, data in (auth_files or {}).items():
         (auth_dir / name).write_text(data if isinstance(data, str) else json.dumps(data))
     config_path = root / "config.yaml"
+    # Background quota polling would add calls to the fakes that tests count;
+    # the quota tests turn it on themselves.
+    config = {"quota-refresh-seconds": 0, **config}
     config_path.write_text(yaml.safe_dump(config))
     port = port or free_port()
     full_env = {

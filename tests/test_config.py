@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from quotio_core.config import Config, ConfigError, load_config
-from quotio_core.upstreams import DEFAULT_UPSTREAMS
+from quotio_core.upstreams import DEFAULT_UPSTREAMS, merge_upstreams
 
 FULL_CONFIG = """\
 host: 127.0.0.1
@@ -120,7 +120,13 @@ def test_defaults_without_any_file(home: Path) -> None:
     assert cfg.file.routing.strategy == "round-robin"
     assert cfg.file.request_retry == 3
     assert cfg.file.max_retry_interval == 30
-    assert cfg.upstreams == DEFAULT_UPSTREAMS
+    assert cfg.upstreams.keys() == DEFAULT_UPSTREAMS.keys()
+    # Defaults that name a sibling URL are resolved against it.
+    assert cfg.upstreams["claude"]["usage-url"] == "https://api.anthropic.com/api/oauth/usage"
+    assert cfg.upstreams["codex"]["usage-url"] == "https://chatgpt.com/backend-api/wham/usage"
+    # Only per-account placeholders (Vertex's region) are left for the executor.
+    left = {url for urls in cfg.upstreams.values() for url in urls.values() if "{" in url}
+    assert left == {"https://{location}-aiplatform.googleapis.com"}
 
 
 def test_db_follows_config_dir(home: Path, cfg_dir: Path) -> None:
@@ -239,7 +245,7 @@ def test_full_config_upstream_overrides(full: Config) -> None:
     assert full.upstreams["claude"]["token-url"] == "http://127.0.0.1:5556/token"
     # Names not overridden keep their real defaults; other providers untouched.
     assert full.upstreams["claude"]["authorize-url"] == DEFAULT_UPSTREAMS["claude"]["authorize-url"]
-    assert full.upstreams["codex"] == DEFAULT_UPSTREAMS["codex"]
+    assert full.upstreams["codex"] == merge_upstreams(None)["codex"]
 
 
 def test_full_config_no_warnings(home: Path, cfg_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
