@@ -294,3 +294,23 @@ def test_due_respects_lead_and_per_file_interval(tmp_path, auth_server):
     assert keeper.due(store.get("claude-a.json"))  # within Claude's 4 h lead
     assert not keeper.due(store.get("claude-b.json"))
     assert keeper.due(store.get("claude-c.json"))  # the file's own interval wins
+
+
+async def test_a_second_401_for_the_old_token_reuses_the_first_refresh(tmp_path, auth_server):
+    config = make_config(tmp_path, auth_server)
+    tokens = auth_server.issue(CLAUDE_CLIENT.client_id)
+    later = (datetime.now(UTC) + timedelta(hours=8)).isoformat()
+    write_file(config, "claude-x.json", {"type": "claude", "access_token": tokens["access_token"],
+                                         "refresh_token": tokens["refresh_token"], "expired": later})
+    store = AuthStore(config)
+    store.scan()
+    keeper = TokenKeeper(config, store)
+    sent_with = store.get("claude-x.json")
+    before = auth_server.refresh_calls
+    try:
+        first = await keeper.recover(sent_with)
+        second = await keeper.recover(sent_with)  # a request that left with the old token too
+    finally:
+        await keeper.aclose()
+    assert auth_server.refresh_calls - before == 1
+    assert first.secret == second.secret != sent_with.secret

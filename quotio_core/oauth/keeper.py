@@ -168,10 +168,20 @@ class TokenKeeper:
         return hasattr(login_module(cred.provider), "bearer")
 
     async def recover(self, cred: Credential) -> Credential:
-        """After a 401: a fresh token for `cred` (refresh or new derived token)."""
-        self.invalidate(cred.id)
+        """After a 401 for a request sent with `cred`: a fresh token (refresh or new derived token).
+
+        If the token was already renewed since that request left (another
+        request's 401 got there first), the renewed one is used as it is.
+        """
         current = self.store.get(cred.id) or cred
-        if self.refreshable(current):
+        if self.has_bearer(current):
+            cached = self._bearers.get(cred.id)
+            if cached is not None and cached.token != cred.secret:
+                return await self.ensure(current)
+            self.invalidate(cred.id)
+        elif current.secret != cred.secret and not current.needs_login:
+            return await self.ensure(current)
+        if self.refreshable(current) and not self.has_bearer(current):
             current = await self.refresh(current, force=True)
         elif not self.has_bearer(current):
             raise RefreshFailed(cred.id, "the token was refused and cannot be refreshed", False)
