@@ -57,6 +57,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "device-url": "https://github.com/login/device/code",
         "token-url": "https://github.com/login/oauth/access_token",
         "exchange-url": "https://api.github.com/copilot_internal/v2/token",
+        "user-url": "https://api.github.com/user",
         "quota-url": "https://api.github.com/copilot_internal/user",
     },
     "qwen": {
