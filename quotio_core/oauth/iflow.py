@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+
 from .base import (
     AuthCodeStart,
     InvalidGrant,
@@ -50,6 +52,14 @@ def _client(ctx: LoginContext) -> tuple[str, str]:
     )
 
 
+def _error_code(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return ""
+    return str(body.get("error") or "") if isinstance(body, Mapping) else ""
+
+
 def _basic(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
@@ -76,7 +86,8 @@ async def _token(ctx: LoginContext, form: dict[str, str], what: str) -> dict[str
         data={**form, "client_id": client_id, "client_secret": secret},
         headers={**_JSON, "Authorization": _basic(client_id, secret)},
     )
-    if form["grant_type"] == "refresh_token" and resp.status_code == 401:
+    # A refused client is our configuration, not a dead grant: that stays a LoginError.
+    if form["grant_type"] == "refresh_token" and resp.status_code == 401 and _error_code(resp) != "invalid_client":
         raise InvalidGrant(f"{what}: the refresh token was refused (HTTP 401)")
     token = await json_or_error(resp, what)
     if not token.get("access_token"):
@@ -132,7 +143,7 @@ async def refresh(ctx: LoginContext, data: dict[str, Any]) -> dict[str, Any]:
     rt = data.get("refresh_token")
     if not rt:
         raise InvalidGrant("no refresh_token in the auth file")
-    # A 400 invalid_grant or a 401 means the refresh token is dead (InvalidGrant).
+    # invalid_grant, or a 401 that does not blame the client, means the refresh token is dead.
     token = await _token(ctx, {"grant_type": "refresh_token", "refresh_token": rt}, "iFlow token refresh")
     return _file(token, await _user_info(ctx, str(token["access_token"])), data)
 
