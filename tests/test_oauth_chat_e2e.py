@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib.util
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -31,6 +32,8 @@ from tests.fakes.upstreams import Captured
 from tests.gateway_proc import GatewayProcess, start_gateway
 
 KEY = "e2e-oauth-chat-key-0123456789"
+QWEN_FILE = "qwen-q@example.com.json"
+IFLOW_FILE = "iflow-flow@example.com-1735689600.json"
 QWEN_UA = "QwenCode/0.15.0 (linux; x64)"
 NEEDS_KEEPER = pytest.mark.skipif(
     importlib.util.find_spec("quotio_core.oauth.keeper") is None,
@@ -66,11 +69,11 @@ def accounts(fakes) -> dict[str, dict]:
     q_at, q_rt = qwen.tokens.issue("q@example.com", 3600)
     i_at, i_rt = iflow.tokens.issue(iflow.default_account, 3600)
     return {
-        "qwen-q@example.com.json": {
+        QWEN_FILE: {
             "type": "qwen", "email": "q@example.com", "access_token": q_at, "refresh_token": q_rt,
             "resource_url": qwen.url, "expired": "2099-01-01T00:00:00Z", "last_refresh": "2025-01-01T00:00:00Z",
         },
-        "iflow-flow@example.com-1735689600.json": {
+        IFLOW_FILE: {
             "type": "iflow", "email": iflow.default_account, "access_token": i_at, "refresh_token": i_rt,
             "api_key": iflow.api_key(), "expired": "2099-01-01T00:00:00Z", "last_refresh": "2025-01-01T00:00:00Z",
         },
@@ -116,6 +119,11 @@ def ask(gw: GatewayProcess, client: str, model: str, stream: bool, messages: lis
     return "".join(b.text for b in msg.content if b.type == "text")
 
 
+def current(gw: GatewayProcess, name: str) -> dict:
+    """An auth file as it is now (a refresh rewrites it)."""
+    return json.loads((gw.auth_dir / name).read_text())
+
+
 def chats(fake: OAuthFake) -> list[Captured]:
     return [r for r in fake.requests if r.path.endswith("/chat/completions")]
 
@@ -133,13 +141,13 @@ IDS = [f"{c}-{'stream' if s else 'json'}" for c, s in CASES]
 
 
 @pytest.mark.parametrize(("client", "stream"), CASES, ids=IDS)
-def test_qwen_account(gw, fakes, accounts, client: str, stream: bool) -> None:
+def test_qwen_account(gw, fakes, client: str, stream: bool) -> None:
     fake = fakes["qwen"]
     assert ask(gw, client, MODELS["qwen"][0], stream) == REPLIES["qwen"]
     [req] = chats(fake)
     check_common(req, MODELS["qwen"][1], stream)
     assert req.path == "/v1/chat/completions"  # on the account's resource_url
-    assert req.headers["authorization"] == f"Bearer {accounts['qwen-q@example.com.json']['access_token']}"
+    assert req.headers["authorization"] == f"Bearer {current(gw, QWEN_FILE)['access_token']}"
     assert req.headers["x-dashscope-authtype"] == "qwen-oauth"
     assert req.headers["x-dashscope-cachecontrol"] == "enable"
     assert req.headers["user-agent"] == QWEN_UA  # from header-defaults
@@ -216,3 +224,57 @@ def test_copilot_agent_turn_and_vision(gw, fakes) -> None:
     assert "copilot-vision-request" not in first.headers
     assert second.headers["x-initiator"] == "user"
     assert second.headers["copilot-vision-request"] == "true"
+
+
+# --- a 401 from the upstream: one new token, one retry (the token keeper's job) ------------
+
+
+def ask_once(gw: GatewayProcess, model: str) -> str:
+    oa = openai.OpenAI(base_url=gw.url + "/v1", api_key=KEY, max_retries=0)
+    reply = oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello there"}])
+    return reply.choices[0].message.content or ""
+
+
+@NEEDS_KEEPER
+def test_copilot_401_gets_a_new_exchange(gw, fakes) -> None:
+    fake = fakes["github-copilot"]
+    assert ask_once(gw, "gpt-4.1") == REPLIES["github-copilot"]
+    [first] = chats(fake)
+    old = first.headers["authorization"].removeprefix("Bearer ")
+    exchanges = fake.exchanges
+    fake.reject_once(old)
+    assert ask_once(gw, "gpt-4.1") == REPLIES["github-copilot"]
+    assert fake.exchanges == exchanges + 1
+    refused, retried = chats(fake)[1:]
+    assert refused.headers["authorization"] == f"Bearer {old}"
+    assert retried.headers["authorization"] not in (f"Bearer {old}", "")
+    assert retried.headers["authorization"].removeprefix("Bearer ") in fake.copilot_tokens()
+
+
+@NEEDS_KEEPER
+def test_qwen_401_is_recovered_by_one_refresh(gw, fakes) -> None:
+    fake = fakes["qwen"]
+    old = current(gw, QWEN_FILE)
+    fake.reject_once(old["access_token"])
+    refreshed = fake.tokens.refreshed
+    assert ask_once(gw, "qwen3-coder-plus") == REPLIES["qwen"]
+    new = current(gw, QWEN_FILE)
+    assert fake.tokens.refreshed == refreshed + 1
+    assert new["access_token"] != old["access_token"]
+    assert new["refresh_token"] != old["refresh_token"]  # rotated, and written back
+    assert new["resource_url"] == fake.url
+    assert [r.headers["authorization"] for r in chats(fake)] == [
+        f"Bearer {old['access_token']}", f"Bearer {new['access_token']}"]
+
+
+@NEEDS_KEEPER
+def test_iflow_401_refreshes_and_fetches_the_key_again(gw, fakes) -> None:
+    fake = fakes["iflow"]
+    old = current(gw, IFLOW_FILE)
+    fake.reject_once(old["api_key"])
+    assert ask_once(gw, "kimi-k2") == REPLIES["iflow"]
+    new = current(gw, IFLOW_FILE)
+    assert new["access_token"] != old["access_token"]
+    assert new["api_key"] == fake.api_key()
+    assert fake.on("/api/oauth/getUserInfo")[-1].query == {"accessToken": new["access_token"]}
+    assert len(chats(fake)) == 2
