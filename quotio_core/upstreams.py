@@ -55,9 +55,9 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
     "github-copilot": {
         "base-url": "https://api.githubcopilot.com",
         "device-url": "https://github.com/login/device/code",
+        "user-url": "https://api.github.com/user",
         "token-url": "https://github.com/login/oauth/access_token",
         "exchange-url": "https://api.github.com/copilot_internal/v2/token",
-        "user-url": "https://api.github.com/user",
         "quota-url": "https://api.github.com/copilot_internal/user",
     },
     "qwen": {
