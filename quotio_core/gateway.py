@@ -341,7 +341,7 @@ class Gateway:
 
     def _native(self, d: Draft) -> Plan:
         executor = providers.executor_for(d.credential)
-        upstream = executor.prepare(self._call(d, d.route.endpoint, d.query))
+        upstream = executor.prepare(self._call(d, d.route.endpoint, d.query, d.body))
         body = d.body
         if "model" in body and body["model"] != d.model_sent:
             body = {**body, "model": d.model_sent}
@@ -378,7 +378,8 @@ class Gateway:
                 local_reply=translate.count_reply(d.route.fmt, translate.estimate_tokens(req)),
             )
         body = translate.module(d.provider_format, "request").encode_request(req, d.model_sent)
-        call = self._call(d, endpoint, {"alt": "sse"} if endpoint == "streamGenerateContent" else {})
+        query = {"alt": "sse"} if endpoint == "streamGenerateContent" else {}
+        call = self._call(d, endpoint, query, body)
         if wrap := getattr(executor, "wrap", None):
             body = wrap(body, call)
         return Plan(
@@ -386,7 +387,9 @@ class Gateway:
             executor.prepare(call), json.dumps(body).encode(), self._proxy_for(cred), translation,
         )
 
-    def _call(self, d: Draft, endpoint: str, query: Mapping[str, str]) -> Call:
+    def _call(
+        self, d: Draft, endpoint: str, query: Mapping[str, str], body: Mapping[str, Any]
+    ) -> Call:
         return Call(
             credential=d.credential,
             upstreams=self.config.upstreams,
@@ -395,6 +398,7 @@ class Gateway:
             model=d.model_sent,
             query=query,
             header_defaults=self.config.headers_for(d.credential.provider),
+            body=body,
         )
 
     def _proxy_for(self, cred: Credential) -> ProxyURL | None:

@@ -1,7 +1,9 @@
 """Model name -> which credentials can serve it, and under which upstream name.
 
 Order of rules: configured model lists and aliases first, then a
-``prefix/model`` or ``provider/model`` head, then the model-name family.
+``prefix/model`` or ``provider/model`` head (a provider head takes any name),
+then the model-name family, then the catalogs and the guest families of
+providers that host other vendors' models.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^gemini"), "gemini"),
     (re.compile(r"^(qwen|qwq)"), "qwen"),
 )
+
+# Providers that also host other vendors' model families, as a second choice:
+# they get such a name only when no credential of the family's own provider
+# is in the pool, so a Copilot account never takes "gpt-5" from a Codex one.
+GUEST_FAMILIES: dict[str, tuple[str, ...]] = {
+    "github-copilot": ("claude", "codex", "gemini"),
+    "iflow": ("qwen",),
+}
 
 
 def family_of(model: str) -> str | None:
@@ -58,24 +68,25 @@ class ModelRouter:
     def __init__(self, credentials: Iterable[Credential], servable: Callable[[Credential], bool]):
         self.credentials = [c for c in credentials if servable(c)]
 
-    def _split_head(self, model: str) -> tuple[list[Credential], str]:
+    def _split_head(self, model: str) -> tuple[list[Credential], str, bool]:
+        """(pool, name, whether the head named the provider) for a requested model."""
         # Prefixed credentials only serve requests that carry their prefix.
         unprefixed = [c for c in self.credentials if not c.prefix]
         if "/" not in model:
-            return unprefixed, model
+            return unprefixed, model, False
         head, tail = model.split("/", 1)
         by_prefix = [c for c in self.credentials if c.prefix and c.prefix == head]
         if by_prefix:
-            return by_prefix, tail
+            return by_prefix, tail, False
         by_provider = [c for c in unprefixed if head in (c.provider, c.compat_name) and head]
         if by_provider:
-            return by_provider, tail
-        return unprefixed, model
+            return by_provider, tail, True
+        return unprefixed, model, False
 
     def resolve(self, model: str) -> Route:
         if not model:
             raise ModelNotFound(model, "the request names no model")
-        pool, name = self._split_head(model)
+        pool, name, named = self._split_head(model)
         explicit = [
             (c, upstream)
             for c in pool
@@ -83,18 +94,23 @@ class ModelRouter:
         ]
         if explicit:
             return Route(model, tuple(explicit))
-        family = family_of(name)
-        by_family = [
-            (c, name)
-            for c in pool
-            if family is not None
-            and c.provider == family
-            and (not c.models or c.source == "file")
-            and not c.excludes(name)
-        ]
-        if by_family:
-            return Route(model, tuple(by_family))
+        # Config keys that list their models serve only those.
+        open_pool = [c for c in pool if (not c.models or c.source == "file") and not c.excludes(name)]
+        chosen = open_pool if named else self._by_name(name, open_pool)
+        if chosen:
+            return Route(model, tuple((c, name) for c in chosen))
         raise ModelNotFound(model)
+
+    @staticmethod
+    def _by_name(name: str, pool: list[Credential]) -> list[Credential]:
+        family = family_of(name)
+        owners = [c for c in pool if family is not None and c.provider == family]
+        # A name only another provider's catalog spells so (Copilot's
+        # "claude-sonnet-4.5") goes there; one the family's own catalog lists stays.
+        listed = [c for c in pool if c.provider != family and name in CATALOG.get(c.provider, ())]
+        if owners and (not listed or name in CATALOG.get(family, ())):
+            return owners
+        return listed or [c for c in pool if family in GUEST_FAMILIES.get(c.provider, ())]
 
     def model_ids(self) -> list[tuple[str, str]]:
         """(model id, provider) pairs a client may ask for, aliases included."""
@@ -105,4 +121,12 @@ class ModelRouter:
                 names += [m for m in CATALOG.get(c.provider, ()) if not c.excludes(m)]
             for name in names:
                 seen.setdefault(f"{c.prefix}/{name}" if c.prefix else name, c.provider)
+        # Two providers may list one name (Codex and Copilot "gpt-4o"): name the one serving it.
+        for name, provider in seen.items():
+            try:
+                serving = self.resolve(name).providers
+            except ModelNotFound:
+                continue
+            if provider not in serving:
+                seen[name] = min(serving)
         return sorted(seen.items())

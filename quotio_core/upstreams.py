@@ -63,6 +63,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
     "github-copilot": {
         "base-url": "https://api.githubcopilot.com",
         "device-url": "https://github.com/login/device/code",
+        "user-url": "https://api.github.com/user",
         "token-url": "https://github.com/login/oauth/access_token",
         "exchange-url": "https://api.github.com/copilot_internal/v2/token",
         "quota-url": "{exchange-url}/../../user",  # copilot_internal/user on the same API host

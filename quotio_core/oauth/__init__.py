@@ -57,6 +57,9 @@ _MODULES = {
     "claude": "claude",
     "codex": "codex",
     "gemini": "gemini",
+    "github-copilot": "github_copilot",
+    "qwen": "qwen",
+    "iflow": "iflow",
 }
 
 # Names the management routes and CLIs use for the same providers.

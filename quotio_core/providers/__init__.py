@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..credentials import Credential
 
@@ -35,6 +36,9 @@ class Call:
     query: Mapping[str, str] = field(default_factory=dict)
     # Configured client-identity headers for this provider (`header-defaults`).
     header_defaults: Mapping[str, str] = field(default_factory=dict)
+    # The request body in the provider's format (before any wrapping), for
+    # headers that depend on it (Copilot's X-Initiator and vision flag).
+    body: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,16 @@ def extra_headers(cred: Credential, client_headers: Mapping[str, str]) -> dict[s
     return out
 
 
-from . import claude, codex, gemini_api, gemini_cli, openai_compat  # noqa: E402
+from . import (
+    claude,
+    codex,
+    gemini_api,
+    gemini_cli,
+    github_copilot,
+    iflow,
+    openai_compat,
+    qwen,
+)
 
 _EXECUTORS = {
     ("claude", "oauth"): claude,
@@ -68,6 +81,9 @@ _EXECUTORS = {
     ("codex", "oauth"): codex,
     ("gemini", "api-key"): gemini_api,
     ("gemini", "oauth"): gemini_cli,
+    ("github-copilot", "oauth"): github_copilot,
+    ("qwen", "oauth"): qwen,
+    ("iflow", "oauth"): iflow,
 }
 
 
