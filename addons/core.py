@@ -61,6 +61,10 @@ class GatewayCore:
             config = load_config(overrides={k: v for k, v in overrides.items() if v})
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from e
+        # httpx logs every request URL at INFO, and some token APIs take the
+        # token in the query string (iFlow's getUserInfo): keep those out.
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         if ctx.options.quotio_log_json:
             holder = self.holder
             install_logs(lambda: _known_secrets(holder.gateway), debug=config.debug)

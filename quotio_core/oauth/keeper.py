@@ -75,6 +75,8 @@ class TokenKeeper:
         return self._http
 
     def context(self, provider: str, **options: Any) -> LoginContext:
+        # Client-identity header versions drift; the configured ones apply to token calls too.
+        options = {"header_defaults": self.config.headers_for(provider), **options}
         return LoginContext(urls=self.config.upstreams.get(provider, {}), http=self._client(), options=options)
 
     async def aclose(self) -> None:

@@ -113,7 +113,11 @@ class LoginSessions:
         return self._http
 
     def _ctx(self, provider: str, redirect_uri: str = "", **options: Any) -> LoginContext:
-        options = {"poll_seconds": self.config.file.oauth.poll_seconds, **options}
+        options = {
+            "poll_seconds": self.config.file.oauth.poll_seconds,
+            "header_defaults": self.config.headers_for(provider),
+            **options,
+        }
         return LoginContext(
             urls=self.config.upstreams.get(provider, {}), http=self._client(),
             redirect_uri=redirect_uri, options=options,
