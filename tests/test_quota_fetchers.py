@@ -558,3 +558,38 @@ def test_timestamps() -> None:
     assert timestamp("1893456000") == 1893456000.0
     for nothing in (None, "", "soon", 0, -5, True, float("nan"), {}):
         assert timestamp(nothing) is None
+
+
+# --- the fake refuses what the real endpoints refuse ----------------------------------
+
+
+async def test_fake_refuses_malformed_requests(fake: FakeQuota, http: httpx.AsyncClient) -> None:
+    fake.add("kiro", "kr-strict")
+    fake.add("github-copilot", "gho_strict")
+    fake.add("gemini", "ge-strict", project="proj-s")
+    up = merge_upstreams(fake.upstreams)
+
+    resp = await http.get(up["kiro"]["usage-url"], headers={"authorization": "Bearer kr-strict"})
+    assert resp.status_code == 400 and resp.json()["__type"] == "ValidationException"
+
+    copilot = {"accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28"}
+    resp = await http.get(up["github-copilot"]["quota-url"], headers={**copilot, "authorization": "Bearer gho_strict"})
+    assert resp.status_code == 401 and resp.json()["message"]
+    resp = await http.get(
+        up["github-copilot"]["quota-url"], headers={**copilot, "authorization": "token gho_strict", "user-agent": ""}
+    )
+    assert resp.status_code == 403
+
+    resp = await http.post(up["gemini"]["quota-url"], headers={"authorization": "Bearer ge-strict"}, json={})
+    assert resp.status_code == 400 and resp.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert len(fake.errors) >= 4
+
+
+async def test_fake_failure_lasts_until_cleared(fake: FakeQuota, http: httpx.AsyncClient) -> None:
+    fake.add("claude", "cl-sticky")
+    ctx, cred = ctx_for(fake, http, "claude"), auth_file("claude", "cl-sticky")
+    fake.fail("cl-sticky", 403)
+    assert [(await claude_quota.fetch(ctx, cred)).status for _ in range(2)] == ["forbidden", "forbidden"]
+    assert fake.last.headers["authorization"] == "Bearer cl-sticky"
+    fake.fail("cl-sticky", None)
+    assert (await claude_quota.fetch(ctx, cred)).status == "ok"

@@ -81,7 +81,6 @@ from tests.fakes.upstreams import Captured
 HOUR = 3600
 DAY = 24 * HOUR
 PERCENT_PROVIDERS = ("claude", "codex", "gemini")
-COUNT_PROVIDERS = ("github-copilot", "kiro")
 ROUTES = {
     ("GET", "/api/oauth/usage"): "claude",
     ("GET", "/backend-api/wham/usage"): "codex",
@@ -292,12 +291,12 @@ class FakeQuota:
             self.errors.clear()
 
     # --- answering -----------------------------------------------------------
-    def handle(self, req: Captured) -> tuple[int, Any, dict[str, str]]:
+    def handle(self, req: Captured) -> tuple[int, Any]:
         with self._lock:
             self._requests.append(req)
             provider = ROUTES.get((req.method, req.path))
             if provider is None:
-                return 404, {"error": f"no route {req.method} {req.path}"}, {}
+                return 404, {"error": f"no route {req.method} {req.path}"}
             token = _token(provider, req.headers)
             acc = self._accounts.get(token) if token else None
             if acc is None or acc.provider != provider:
@@ -311,14 +310,14 @@ class FakeQuota:
                     if forced.remaining <= 0:
                         del self._forced[token]
                 if forced.body is not None:
-                    return forced.status, forced.body, {}
+                    return forced.status, forced.body
                 if forced.status >= 400:
-                    return forced.status, _error(provider, forced.status, "forced failure"), {}
-            return 200, _render(acc, time.time()), {}
+                    return forced.status, _error(provider, forced.status, "forced failure")
+            return 200, _render(acc, time.time())
 
-    def _refuse(self, provider: str, status: int, why: str) -> tuple[int, Any, dict[str, str]]:
+    def _refuse(self, provider: str, status: int, why: str) -> tuple[int, Any]:
         self.errors.append(f"{provider}: {why}")
-        return status, _error(provider, status, why), {}
+        return status, _error(provider, status, why)
 
 
 def _token(provider: str, headers: dict[str, str]) -> str:
@@ -537,12 +536,10 @@ class _Handler(BaseHTTPRequestHandler):
             k = k.lower()
             headers[k] = f"{headers[k]}, {v}" if k in headers else v
         req = Captured(method, url.path, dict(parse_qsl(url.query)), headers, raw, parsed)
-        status, body, extra = self.server_fake.handle(req)
+        status, body = self.server_fake.handle(req)
         payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("content-type", "text/plain" if isinstance(body, str) else "application/json")
-        for k, v in extra.items():
-            self.send_header(k, v)
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
