@@ -54,9 +54,8 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "authorize-url": "https://accounts.google.com/o/oauth2/v2/auth",
         "token-url": "https://oauth2.googleapis.com/token",
         "userinfo-url": "https://www.googleapis.com/oauth2/v2/userinfo",
-        # Code Assist's own methods (loadCodeAssist, onboardUser) live on base-url;
-        # retrieveUserQuota is named apart so quota can be pointed elsewhere.
-        "quota-url": "https://cloudcode-pa.googleapis.com/v1internal:retrieveUserQuota",
+        # Code Assist's own methods (loadCodeAssist, onboardUser) live on base-url.
+        "quota-url": "{base-url}/v1internal:retrieveUserQuota",
     },
     "vertex": {
         "base-url": "https://{location}-aiplatform.googleapis.com",

@@ -103,6 +103,8 @@ def test_fake_overrides_name_real_upstream_urls(fake: FakeQuota) -> None:
     assert defaults["github-copilot"]["quota-url"] == "https://api.github.com/copilot_internal/user"
     assert defaults["codex"]["usage-url"] == "https://chatgpt.com/backend-api/wham/usage"
     assert defaults["kiro"]["usage-url"].endswith("/getUsageLimits")
+    moved = merge_upstreams({"gemini": {"base-url": "http://127.0.0.1:9/ca"}})
+    assert moved["gemini"]["quota-url"] == "http://127.0.0.1:9/ca/v1internal:retrieveUserQuota"
 
 
 # --- Claude ------------------------------------------------------------------------
@@ -229,10 +231,38 @@ def test_codex_reset_after_seconds_and_additional_limits() -> None:
     }
     report = codex_quota.parse(body, now=1_000.0)
     assert [w.name for w in report.windows] == ["session", "codex_other.session"]
-    assert report.windows[0].resets_at == 1_120.0
+    assert report.windows[0].resets_at == 1_120.0 and report.windows[0].model is None
     other = report.windows[1]
     assert other.exhausted and other.resets_at == 1_900_000_000
+    assert other.model == "codex_other"
     assert report.fetched_at == 1_000.0
+
+
+def test_codex_windows_are_named_after_their_length() -> None:
+    week, month = 7 * 86400, 30 * 86400
+    weekly_only = codex_quota.parse(
+        {"plan_type": "free", "rate_limit": {"primary_window": {"used_percent": 12, "limit_window_seconds": week}, "secondary_window": None}}
+    )
+    assert [w.name for w in weekly_only.windows] == ["weekly"]
+    spark = codex_quota.parse(
+        {
+            "rate_limit": {
+                "primary_window": {"used_percent": 1, "limit_window_seconds": 18000},
+                "secondary_window": {"used_percent": 2, "limit_window_seconds": month},
+            },
+            "additional_rate_limits": [
+                {"limit_name": "GPT-5.3-Codex-Spark", "metered_feature": "codex_bengalfox", "rate_limit": {
+                    "primary_window": {"used_percent": 100, "limit_window_seconds": week},
+                    "secondary_window": {"used_percent": 3, "limit_window_seconds": week},
+                }}
+            ],
+        }
+    )
+    assert [w.name for w in spark.windows] == [
+        "session", "monthly", "GPT-5.3-Codex-Spark.weekly", "GPT-5.3-Codex-Spark.secondary"
+    ]
+    side = spark.windows[2]
+    assert side.exhausted and side.model == "gpt-5.3-codex-spark"
 
 
 async def test_codex_api_key_is_unsupported(fake: FakeQuota, http: httpx.AsyncClient) -> None:
@@ -255,6 +285,7 @@ async def test_gemini_one_window_per_model(fake: FakeQuota, http: httpx.AsyncCli
     assert report.status == "ok", report.error
     pro, flash = report.windows
     assert (pro.name, pro.remaining_pct, pro.used, pro.limit) == ("gemini-2.5-pro", 75.0, 25.0, 100.0)
+    assert (pro.model, flash.model) == ("gemini-2.5-pro", "gemini-2.5-flash")
     assert pro.resets_at == pytest.approx(now + 6 * HOUR, abs=1)
     assert flash.name == "gemini-2.5-flash" and flash.exhausted
     req = fake.last
@@ -302,7 +333,8 @@ def test_gemini_missing_fraction_and_token_types() -> None:
     assert (b.name, b.remaining_pct, b.used) == ("gemini-2.5-pro:INPUT_TOKENS", None, None)
     assert not b.exhausted
     assert b.resets_at == pytest.approx(1893553445.123456)
-    assert (c.name, c.remaining_pct) == ("REQUESTS", 100.0)
+    assert (c.name, c.remaining_pct, c.model) == ("REQUESTS", 100.0, None)
+    assert a.model == b.model == "gemini-2.5-pro"
     assert gemini_quota.parse({}).windows == ()
 
 

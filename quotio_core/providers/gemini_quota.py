@@ -6,7 +6,9 @@ so the method name is the published one, not a guess. The answer is
 `{buckets: [{modelId, tokenType, remainingFraction, remainingAmount,
 resetTime}]}`: one bucket per model (and token type), `remainingFraction`
 in 0..1, `resetTime` in RFC 3339. Each bucket becomes one window named
-after its model; a model with several token types gets `<model>:<type>`.
+after its model (`<model>:<type>` when a model has several token types)
+and limiting that model only: a spent bucket cools the model on this
+account, not the account.
 
 A bucket without `remainingFraction` says nothing about what is left, so its
 window has no percentage rather than an invented one. The request names the
@@ -43,6 +45,7 @@ def _window(name: str, bucket: dict[str, Any]) -> Window:
         limit=100.0,
         remaining_pct=remaining,
         resets_at=timestamp(bucket.get("resetTime")),
+        model=str(bucket.get("modelId") or "") or None,
     )
 
 
