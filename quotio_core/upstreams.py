@@ -55,6 +55,7 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "token-url": "https://oauth2.googleapis.com/token",
         "userinfo-url": "https://www.googleapis.com/oauth2/v2/userinfo",
         # Code Assist's own methods (loadCodeAssist, onboardUser) live on base-url.
+        "quota-url": "{base-url}/v1internal:retrieveUserQuota",
     },
     "vertex": {
         "base-url": "https://{location}-aiplatform.googleapis.com",
