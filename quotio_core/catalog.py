@@ -46,4 +46,15 @@ CATALOG: dict[str, tuple[str, ...]] = {
         "deepseek-v3.1",
         "deepseek-r1",
     ),
+    # Claude under Anthropic's names: the executor turns "-20250929" into
+    # Vertex's "@20250929". Express-mode keys list only the Gemini ones.
+    "vertex": (
+        "gemini-2.5-pro",
+        "gemini-2.5-flash",
+        "gemini-2.5-flash-lite",
+        "claude-opus-4-1-20250805",
+        "claude-sonnet-4-5-20250929",
+        "claude-sonnet-4-20250514",
+        "claude-haiku-4-5-20251001",
+    ),
 }

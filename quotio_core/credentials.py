@@ -19,11 +19,13 @@ from typing import Any, Literal
 from .config import Config, ModelAlias
 
 __all__ = [
+    "SERVICE_ACCOUNT_STANDIN",
     "Credential",
     "CredentialError",
     "credential_from_auth_file",
     "credentials_from_config",
     "key_id",
+    "service_account_of",
 ]
 
 Kind = Literal["oauth", "api-key", "service-account"]
@@ -158,19 +160,30 @@ def _first(data: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
+# What a service-account credential carries as `secret` until the token keeper
+# puts a bearer from `oauth.vertex.bearer()` there: a non-secret stand-in (the
+# private key signs tokens and must never ride on a request), non-empty so the
+# credential counts as usable. Executors refuse to send it.
+SERVICE_ACCOUNT_STANDIN = "service-account:"
+
+
+def service_account_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The service-account key JSON inside a vertex auth file ({} when absent)."""
+    sa = data.get("service_account") or data.get("serviceAccountJson") or {}
+    if isinstance(sa, str):
+        # quotio's TS store keeps the whole service-account JSON as a string.
+        try:
+            sa = json.loads(sa)
+        except ValueError:
+            return {}
+    return sa if isinstance(sa, Mapping) else {}
+
+
 def _file_secret(provider: str, data: Mapping[str, Any]) -> tuple[Kind, str, Any]:
     """(kind, the secret a request carries, its expiry) for one provider's file."""
     if provider == "vertex":
-        sa = data.get("service_account") or data.get("serviceAccountJson") or {}
-        if isinstance(sa, str):
-            # quotio's TS store keeps the whole service-account JSON as a string.
-            try:
-                sa = json.loads(sa)
-            except ValueError:
-                sa = {"private_key": sa}
-        if not isinstance(sa, Mapping):
-            sa = {}
-        return "service-account", str(sa.get("private_key") or ""), None
+        key = str(service_account_of(data).get("private_key") or "")
+        return "service-account", SERVICE_ACCOUNT_STANDIN + key_id(key) if key else "", None
     if provider == "gemini" and isinstance(data.get("token"), Mapping):
         token = data["token"]
         return "oauth", str(token.get("access_token") or ""), token.get("expiry")

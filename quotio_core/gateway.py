@@ -241,15 +241,16 @@ class Gateway:
         native = [
             (c, m)
             for c, m in usable
-            if providers.format_of(c) == route.fmt and not providers.wrapped(c)
+            if providers.format_of(c, m) == route.fmt and not providers.wrapped(c)
         ]
         candidates = native or usable
-        by_cred = {c.id: m for c, m in candidates}
+        # Every usable credential's upstream name: a pinned one need not be in `candidates`.
+        by_cred = {c.id: m for c, m in usable}
         pinned = [c for c, _ in usable if c.id == pin]
         if pinned:
-            candidates = [(pinned[0], {c.id: m for c, m in usable}[pin])]
+            candidates = [(pinned[0], by_cred[pin])]
         cred = pinned[0] if pinned else self._pick(found, model, candidates, headers, body)
-        fmt = providers.format_of(cred)
+        fmt = providers.format_of(cred, by_cred[cred.id])
         request = None
         if fmt != route.fmt or providers.wrapped(cred):
             try:
@@ -341,7 +342,8 @@ class Gateway:
 
     def _native(self, d: Draft) -> Plan:
         executor = providers.executor_for(d.credential)
-        upstream = executor.prepare(self._call(d, d.route.endpoint, d.query, d.body))
+        call = self._call(d, d.route.endpoint, d.query, d.body)
+        upstream = executor.prepare(call)
         body = d.body
         if "model" in body and body["model"] != d.model_sent:
             body = {**body, "model": d.model_sent}
@@ -349,12 +351,14 @@ class Gateway:
         translation = None
         if adapt := getattr(executor, "adapt_native", None):
             body = adapt(body)
+        if wrap := getattr(executor, "wrap", None):
+            body = wrap(body, call)
         if providers.stream_only(d.credential) and not stream:
             # Same format, but the upstream only streams: fold its stream into one answer.
-            translation = Translation(d.route.fmt, executor.FORMAT, False, True, False)
+            translation = Translation(d.route.fmt, d.provider_format, False, True, False)
         new_body = json.dumps(body).encode() if body is not d.body else None
         return Plan(
-            d.credential, executor.FORMAT, d.model_requested, d.model_sent, stream,
+            d.credential, d.provider_format, d.model_requested, d.model_sent, stream,
             upstream, new_body, self._proxy_for(d.credential), translation,
         )
 

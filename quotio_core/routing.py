@@ -2,8 +2,9 @@
 
 Order of rules: configured model lists and aliases first, then a
 ``prefix/model`` or ``provider/model`` head (a provider head takes any name),
-then the model-name family, then the catalogs and the guest families of
-providers that host other vendors' models.
+then the model-name family (its own provider's credentials and co-owners
+such as Vertex), then the catalogs and the guest families of providers that
+host other vendors' models.
 """
 
 from __future__ import annotations
@@ -31,6 +32,27 @@ GUEST_FAMILIES: dict[str, tuple[str, ...]] = {
     "github-copilot": ("claude", "codex", "gemini"),
     "iflow": ("qwen",),
 }
+
+# Credentials that co-own other providers' families, by (provider, kind): a
+# Vertex service account runs Google's Gemini and Anthropic's Claude models,
+# an express-mode Vertex key only Gemini. Unlike guests they share those pools
+# (priority and `prefix` keep them apart when wanted; `vertex/<model>` picks
+# only them), and they take no name outside those families.
+CO_OWNERS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("vertex", "service-account"): ("gemini", "claude"),
+    ("vertex", "api-key"): ("gemini",),
+}
+
+
+def _co_owner(cred: Credential) -> bool:
+    return (cred.provider, cred.kind) in CO_OWNERS
+
+
+def serves_family(cred: Credential, family: str | None) -> bool:
+    """Whether `cred` owns `family`'s names: its provider's own, or co-owned."""
+    return family is not None and (
+        cred.provider == family or family in CO_OWNERS.get((cred.provider, cred.kind), ())
+    )
 
 
 def family_of(model: str) -> str | None:
@@ -96,7 +118,11 @@ class ModelRouter:
             return Route(model, tuple(explicit))
         # Config keys that list their models serve only those.
         open_pool = [c for c in pool if (not c.models or c.source == "file") and not c.excludes(name)]
-        chosen = open_pool if named else self._by_name(name, open_pool)
+        if named:
+            # A co-owner under its provider head still takes only the families it runs.
+            chosen = [c for c in open_pool if not _co_owner(c) or serves_family(c, family_of(name))]
+        else:
+            chosen = self._by_name(name, open_pool)
         if chosen:
             return Route(model, tuple((c, name) for c in chosen))
         raise ModelNotFound(model)
@@ -104,10 +130,14 @@ class ModelRouter:
     @staticmethod
     def _by_name(name: str, pool: list[Credential]) -> list[Credential]:
         family = family_of(name)
-        owners = [c for c in pool if family is not None and c.provider == family]
+        owners = [c for c in pool if serves_family(c, family)]
         # A name only another provider's catalog spells so (Copilot's
         # "claude-sonnet-4.5") goes there; one the family's own catalog lists stays.
-        listed = [c for c in pool if c.provider != family and name in CATALOG.get(c.provider, ())]
+        listed = [
+            c
+            for c in pool
+            if c.provider != family and not _co_owner(c) and name in CATALOG.get(c.provider, ())
+        ]
         if owners and (not listed or name in CATALOG.get(family, ())):
             return owners
         return listed or [c for c in pool if family in GUEST_FAMILIES.get(c.provider, ())]
@@ -118,7 +148,11 @@ class ModelRouter:
         for c in self.credentials:
             names = [m.alias or m.name for m in c.models if not c.excludes(m.name)]
             if not c.models or c.source == "file":
-                names += [m for m in CATALOG.get(c.provider, ()) if not c.excludes(m)]
+                names += [
+                    m
+                    for m in CATALOG.get(c.provider, ())
+                    if not c.excludes(m) and (not _co_owner(c) or serves_family(c, family_of(m)))
+                ]
             for name in names:
                 seen.setdefault(f"{c.prefix}/{name}" if c.prefix else name, c.provider)
         # Two providers may list one name (Codex and Copilot "gpt-4o"): name the one serving it.

@@ -58,8 +58,11 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
         "quota-url": "{base-url}/v1internal:retrieveUserQuota",
     },
     "vertex": {
+        # `{location}` is the auth file's location; "global" has no prefix.
         "base-url": "https://{location}-aiplatform.googleapis.com",
         "token-url": "https://oauth2.googleapis.com/token",
+        # vertex-api-key entries (express mode) call the global endpoint.
+        "api-key-base-url": "https://aiplatform.googleapis.com",
     },
     "github-copilot": {
         "base-url": "https://api.githubcopilot.com",

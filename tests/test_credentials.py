@@ -6,6 +6,7 @@ import pytest
 
 from quotio_core.config import Config, ModelAlias, load_config
 from quotio_core.credentials import (
+    SERVICE_ACCOUNT_STANDIN,
     Credential,
     CredentialError,
     credential_from_auth_file,
@@ -81,7 +82,8 @@ FILES = [
          "location": "us-central1",
          "service_account": {"type": "service_account", "client_email": "sa@proj",
                              "private_key": "-----BEGIN PRIVATE KEY-----\nabc"}},
-        "vertex", "service-account", "-----BEGIN PRIVATE KEY-----\nabc",
+        # Never the private key: a stand-in naming its hash until a bearer is issued.
+        "vertex", "service-account", SERVICE_ACCOUNT_STANDIN + key_id("-----BEGIN PRIVATE KEY-----\nabc"),
         "sa@proj.iam.gserviceaccount.com",
     ),
     (
@@ -117,7 +119,7 @@ FILES = [
         {"id": "vertex-1", "provider": "vertex", "status": "ready",
          "serviceAccountJson": json.dumps({"type": "service_account", "client_email": "sa@p",
                                            "private_key": "PRIVATE-KEY-PEM"})},
-        "vertex", "service-account", "PRIVATE-KEY-PEM", "",
+        "vertex", "service-account", SERVICE_ACCOUNT_STANDIN + key_id("PRIVATE-KEY-PEM"), "",
     ),
 ]
 
@@ -418,9 +420,11 @@ def test_key_id_is_stable_and_not_the_key() -> None:
 
 @pytest.mark.parametrize("sa", [["not", "an", "object"], 42, "-----BEGIN PRIVATE KEY-----raw"])
 def test_vertex_odd_service_account_values(sa: object) -> None:
+    # A bare PEM string names no client_email, so nothing could be signed with it.
     cred = credential_from_auth_file("v.json", {"type": "vertex", "service_account": sa})
     assert cred.kind == "service-account"
-    assert cred.secret == (sa if isinstance(sa, str) else "")
+    assert cred.secret == ""
+    assert cred.status == "needs-login"
 
 
 # Which of FILES carry an expiry, in whichever field their format uses.

@@ -218,7 +218,7 @@ def test_executor_registry(provider: str, kind: str, module, fmt: str) -> None:
 
 @pytest.mark.parametrize(
     ("provider", "kind"),
-    [("vertex", "service-account"), ("kiro", "oauth")],
+    [("kiro", "oauth")],
 )
 def test_no_executor_not_servable(provider: str, kind: str) -> None:
     c = cred(provider, kind)

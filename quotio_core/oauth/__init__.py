@@ -60,6 +60,7 @@ _MODULES = {
     "github-copilot": "github_copilot",
     "qwen": "qwen",
     "iflow": "iflow",
+    "vertex": "vertex",
 }
 
 # Names the management routes and CLIs use for the same providers.

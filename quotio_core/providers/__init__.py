@@ -2,6 +2,10 @@
 
 An executor turns (credential, client request) into the upstream URL and the
 headers to set; it does no I/O. The addon applies the result to the flow.
+
+Besides `prepare` and `FORMAT` an executor may define `format_for(model)`
+when its format depends on the model, and `wrap(body, call)` for the
+envelope its upstream puts around every body in that format.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from . import (
     iflow,
     openai_compat,
     qwen,
+    vertex,
 )
 
 _EXECUTORS = {
@@ -84,6 +89,8 @@ _EXECUTORS = {
     ("github-copilot", "oauth"): github_copilot,
     ("qwen", "oauth"): qwen,
     ("iflow", "oauth"): iflow,
+    ("vertex", "service-account"): vertex,
+    ("vertex", "api-key"): vertex,
 }
 
 
@@ -95,9 +102,13 @@ def servable(cred: Credential) -> bool:
     return executor_for(cred) is not None and not cred.disabled and not cred.needs_login
 
 
-def format_of(cred: Credential) -> str:
-    """The API format the credential's upstream speaks."""
-    return executor_for(cred).FORMAT
+def format_of(cred: Credential, model: str = "") -> str:
+    """The API format the credential's upstream speaks (for `model`, on upstreams
+    that host several vendors' models behind one credential, like Vertex)."""
+    executor = executor_for(cred)
+    if model and (per_model := getattr(executor, "format_for", None)):
+        return per_model(model)
+    return executor.FORMAT
 
 
 def stream_only(cred: Credential) -> bool:
