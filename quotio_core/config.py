@@ -81,6 +81,10 @@ class GeminiKey(_KeyEntry):
     pass
 
 
+class VertexKey(_KeyEntry):
+    """A Vertex AI express-mode API key (Gemini models, no project)."""
+
+
 class CompatKey(_Model):
     api_key: str = Field(repr=False)
     proxy_url: str = ""
@@ -181,6 +185,7 @@ IMPLEMENTED_KEYS = frozenset(
         "codex-api-key",
         "gemini-api-key",
         "generative-language-api-key",
+        "vertex-api-key",
         "openai-compatibility",
         "oauth-excluded-models",
         "oauth-model-alias",
@@ -213,6 +218,7 @@ class FileConfig(_Model):
     codex_api_key: list[CodexKey] = []
     gemini_api_key: list[GeminiKey] = []
     generative_language_api_key: list[str] = Field(default=[], repr=False)
+    vertex_api_key: list[VertexKey] = []
     openai_compatibility: list[OpenAICompat] = []
     oauth_excluded_models: dict[str, list[str]] = {}
     oauth_model_alias: dict[str, list[ModelAlias]] = {}
@@ -343,7 +349,7 @@ def _warn_unimplemented(path: Path, data: Mapping[str, Any]) -> None:
 
 def _proxy_urls(cfg: FileConfig) -> list[tuple[str, str]]:
     found = [("proxy-url", cfg.proxy_url)]
-    for section in ("claude_api_key", "codex_api_key", "gemini_api_key"):
+    for section in ("claude_api_key", "codex_api_key", "gemini_api_key", "vertex_api_key"):
         for i, entry in enumerate(getattr(cfg, section)):
             found.append((f"{_kebab(section)}[{i}].proxy-url", entry.proxy_url))
     for i, compat in enumerate(cfg.openai_compatibility):

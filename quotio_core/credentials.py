@@ -254,6 +254,7 @@ def credentials_from_config(config: Config) -> list[Credential]:
         ("claude-api-key", "claude", config.file.claude_api_key),
         ("codex-api-key", "codex", config.file.codex_api_key),
         ("gemini-api-key", "gemini", config.gemini_keys()),
+        ("vertex-api-key", "vertex", config.file.vertex_api_key),
     )
     for section, provider, entries in sections:
         for i, entry in enumerate(entries):

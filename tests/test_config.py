@@ -269,7 +269,7 @@ def test_snake_case_keys_also_accepted(home: Path, cfg_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     "section",
-    ["claude-api-key", "codex-api-key", "gemini-api-key", "openai-compatibility",
+    ["claude-api-key", "codex-api-key", "gemini-api-key", "vertex-api-key", "openai-compatibility",
      "api-keys", "generative-language-api-key", "routing", "remote-management",
      "oauth-excluded-models", "oauth-model-alias", "upstreams"],
 )
