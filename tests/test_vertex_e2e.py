@@ -1,8 +1,8 @@
 """Vertex AI through the real mitmdump: official SDKs, a vertex auth file, the fake Vertex.
 
-The service-account tests need the gateway's token keeper (it calls
-`oauth.vertex.bearer()` and hands the executor the access token); they are
-skipped until it exists. Express-mode key tests need no token and always run.
+Service-account requests go through the gateway's token keeper, which calls
+`oauth.vertex.bearer()` against the fake token endpoint and hands the executor
+only the access token. Express-mode keys need no token.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import pytest
 from google import genai
 from google.genai import types as gtypes
 
-import quotio_core.gateway
 from quotio_core.oauth import LoginContext
 from quotio_core.oauth import vertex as login
 from tests.fakes.vertex import FakeVertex
@@ -30,11 +29,6 @@ PROJECT, LOCATION = "proj-e2e", "us-east5"
 GEMINI, CLAUDE = "gemini-2.5-pro", "claude-sonnet-4-5-20250929"
 REPLY = "Hello from Vertex fake"
 PROMPT = "say hello to the vertex"
-
-needs_keeper = pytest.mark.skipif(
-    not hasattr(quotio_core.gateway.Gateway, "tokens"), reason="token keeper not merged yet"
-)
-
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeVertex]:
@@ -48,29 +42,36 @@ def sa(fake: FakeVertex) -> dict:
     return fake.new_service_account(project=PROJECT, location=LOCATION)
 
 
-@pytest.fixture(scope="module")
-def auth_file(fake: FakeVertex, sa: dict) -> tuple[str, dict]:
+def imported(fake: FakeVertex, sa: dict, location: str) -> tuple[str, dict]:
     """The file exactly as an import through the login module writes it."""
 
-    async def imported() -> dict:
+    async def run() -> dict:
         async with httpx.AsyncClient() as http:
-            ctx = LoginContext(urls=fake.upstreams, http=http, options={"location": LOCATION})
+            ctx = LoginContext(urls=fake.upstreams, http=http, options={"location": location})
             return await login.import_service_account(ctx, json.dumps(sa))
 
-    data = asyncio.run(imported())
+    data = asyncio.run(run())
     return login.file_name(data), data
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory, confdir, fake, auth_file) -> Iterator[GatewayProcess]:
+def doomed(fake: FakeVertex) -> dict:
+    """A second account, only reached as `rv/<model>`, whose key is deleted before first use."""
+    return fake.new_service_account(project="proj-revoked", location="global")
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory, confdir, fake, sa, doomed) -> Iterator[GatewayProcess]:
     root = tmp_path_factory.mktemp("vertex")
     config = {
         "api-keys": [KEY],
         "vertex-api-key": [{"api-key": EXPRESS_KEY, "prefix": "express"}],
         "upstreams": {"vertex": fake.upstreams},
     }
-    name, data = auth_file
-    gw = start_gateway(root, config, auth_files={name: data}, confdir=confdir,
+    name, data = imported(fake, sa, LOCATION)
+    doomed_name, doomed_data = imported(fake, doomed, "global")
+    files = {name: data, doomed_name: {**doomed_data, "prefix": "rv"}}
+    gw = start_gateway(root, config, auth_files=files, confdir=confdir,
                        args=["-w", str(root / "flows.mitm")])
     gw.extra["flows"] = root / "flows.mitm"
     yield gw
@@ -128,7 +129,6 @@ def assert_vertex_bearer(fake: FakeVertex, sa: dict, call) -> None:
 # --- service account: Gemini and Claude models, both SDKs, stream and not ------------------
 
 
-@needs_keeper
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_gemini_model_on_vertex(gw, fake, sa, sdk: str, stream: bool) -> None:
@@ -144,7 +144,6 @@ def test_gemini_model_on_vertex(gw, fake, sa, sdk: str, stream: bool) -> None:
     assert_vertex_bearer(fake, sa, call)
 
 
-@needs_keeper
 @pytest.mark.parametrize("sdk", ["openai", "anthropic"])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_claude_model_on_vertex(gw, fake, sa, sdk: str, stream: bool) -> None:
@@ -163,7 +162,6 @@ def test_claude_model_on_vertex(gw, fake, sa, sdk: str, stream: bool) -> None:
     assert_vertex_bearer(fake, sa, call)
 
 
-@needs_keeper
 def test_claude_tool_call_and_usage_through_openai(gw, fake) -> None:
     fake.model.tool_calls = [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
     fake.model.reply_text = ""
@@ -182,7 +180,6 @@ def test_claude_tool_call_and_usage_through_openai(gw, fake) -> None:
     assert the_call(fake).json["tools"][0]["name"] == "get_weather"
 
 
-@needs_keeper
 def test_claude_count_tokens_on_vertex(gw, fake, sa) -> None:
     count = anthropic_client(gw).messages.count_tokens(
         model=CLAUDE, messages=[{"role": "user", "content": "one two three four"}]
@@ -194,7 +191,6 @@ def test_claude_count_tokens_on_vertex(gw, fake, sa) -> None:
     assert_vertex_bearer(fake, sa, call)
 
 
-@needs_keeper
 def test_gemini_sdk_native_on_vertex(gw, fake, sa) -> None:
     client = genai.Client(api_key=KEY, http_options=gtypes.HttpOptions(base_url=gw.url, api_version="v1beta"))
     resp = client.models.generate_content(model=GEMINI, contents=PROMPT)
@@ -205,22 +201,24 @@ def test_gemini_sdk_native_on_vertex(gw, fake, sa) -> None:
     assert_vertex_bearer(fake, sa, call)
 
 
-@needs_keeper
-def test_bearer_is_reused_then_renewed_after_a_401(gw, fake) -> None:
+def test_bearer_is_reused_and_renewed_after_a_401(gw, fake) -> None:
     assert ask_anthropic(gw, CLAUDE, False) == REPLY
     assert ask_anthropic(gw, GEMINI, False) == REPLY
     first, second = fake.api_requests()
     assert first.headers["authorization"] == second.headers["authorization"]
     token = first.headers["authorization"].removeprefix("Bearer ")
+    issued = len(fake.issued)
     fake.reject_once(token)
-    with pytest.raises(anthropic.AuthenticationError):
-        ask_anthropic(gw, CLAUDE, False)
-    httpx.post(gw.url + "/v0/management/reset-quota").raise_for_status()
+    # The 401 drops the token; one new one is signed and the request retried with it.
     assert ask_anthropic(gw, CLAUDE, False) == REPLY
-    assert fake.api_requests()[-1].headers["authorization"] != f"Bearer {token}"
+    rejected, retried = fake.api_requests()[-2:]
+    assert rejected.headers["authorization"] == f"Bearer {token}"
+    assert retried.headers["authorization"] == f"Bearer {fake.issued[-1]}" != f"Bearer {token}"
+    assert len(fake.issued) == issued + 1
+    assert ask_anthropic(gw, GEMINI, False) == REPLY
+    assert fake.api_requests()[-1].headers["authorization"] == f"Bearer {fake.issued[-1]}"
 
 
-@needs_keeper
 def test_private_key_stays_out_of_logs_records_and_flows(gw, fake, sa) -> None:
     assert ask_openai(gw, CLAUDE, False) == REPLY
     records = httpx.get(gw.url + "/v0/management/logs").text
@@ -229,6 +227,22 @@ def test_private_key_stays_out_of_logs_records_and_flows(gw, fake, sa) -> None:
     for text in (records, auth, gw.log(), gw.extra["flows"].read_bytes().decode("latin-1")):
         assert key_body not in text
         assert fake.issued[-1] not in text
+
+
+def test_revoked_key_leaves_the_pool(gw, fake, doomed) -> None:
+    fake.revoke(doomed["client_email"])
+    # The only credential for `rv/` is gone from the pool: the model has no server left.
+    with pytest.raises(openai.NotFoundError):
+        ask_openai(gw, "rv/gemini-2.5-pro", False)
+    assert fake.api_requests() == []  # nothing reached Vertex without a token
+    saved = json.loads((gw.auth_dir / "vertex-proj-revoked.json").read_text())
+    assert saved["needs_login"] is True
+    assert "Invalid JWT Signature" in saved["last_error"]
+    assert saved["service_account"] == doomed  # the key stays; only a new import replaces it
+    listed = httpx.get(gw.url + "/v0/management/auth").text
+    assert doomed["private_key"].split("\n")[1] not in listed
+    [entry] = [e for e in json.loads(listed)["auth_files"] if e["id"] == "vertex-proj-revoked.json"]
+    assert entry["status"] == "needs-login"
 
 
 # --- express-mode keys (no token keeper involved) -------------------------------------
