@@ -245,6 +245,29 @@ def test_revoked_key_leaves_the_pool(gw, fake, doomed) -> None:
     assert entry["status"] == "needs-login"
 
 
+def test_import_through_management_then_serve(gw, fake) -> None:
+    """`POST /v0/management/vertex/import` writes the file this module's import makes."""
+    bad = fake.new_service_account(project="proj-bad")
+    r = httpx.post(gw.url + "/v0/management/vertex/import", json={**bad, "private_key": "oops"})
+    assert r.status_code == 400 and "'private_key'" in r.json()["error"]
+    new = fake.new_service_account(project="proj-import", location="europe-west1")
+    r = httpx.post(gw.url + "/v0/management/vertex/import", params={"location": "europe-west1"},
+                   json=new)
+    assert r.status_code == 200, r.text
+    assert (r.json()["file"], r.json()["project_id"]) == ("vertex-proj-import.json", "proj-import")
+    assert json.loads((gw.auth_dir / "vertex-proj-import.json").read_text())["location"] == "europe-west1"
+    assert new["private_key"].split("\n")[1] not in r.text
+    try:
+        # Round robin over both service accounts: two asks reach both projects.
+        for _ in range(2):
+            assert ask_openai(gw, GEMINI, False) == REPLY
+        paths = {c.path.split("/publishers/")[0] for c in fake.api_requests()}
+        assert paths == {f"/v1/projects/{PROJECT}/locations/{LOCATION}",
+                         "/v1/projects/proj-import/locations/europe-west1"}
+    finally:
+        httpx.delete(gw.url + "/v0/management/auth/vertex-proj-import.json").raise_for_status()
+
+
 # --- express-mode keys (no token keeper involved) -------------------------------------
 
 
