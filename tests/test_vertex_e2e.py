@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -216,6 +217,22 @@ def test_bearer_is_reused_and_renewed_after_a_401(gw, fake) -> None:
     assert retried.headers["authorization"] == f"Bearer {fake.issued[-1]}" != f"Bearer {token}"
     assert len(fake.issued) == issued + 1
     assert ask_anthropic(gw, GEMINI, False) == REPLY
+    assert fake.api_requests()[-1].headers["authorization"] == f"Bearer {fake.issued[-1]}"
+
+
+def test_bearer_is_renewed_before_it_expires(gw, fake) -> None:
+    assert ask_anthropic(gw, GEMINI, False) == REPLY
+    fake.token_lifetime = 61  # the keeper renews a minute ahead: good for one second
+    try:
+        fake.reject_once(fake.api_requests()[-1].headers["authorization"].removeprefix("Bearer "))
+        assert ask_anthropic(gw, GEMINI, False) == REPLY  # 401, then a short-lived token
+        short = fake.issued[-1]
+        assert fake.api_requests()[-1].headers["authorization"] == f"Bearer {short}"
+    finally:
+        fake.token_lifetime = 3599
+    time.sleep(1.2)
+    assert ask_anthropic(gw, GEMINI, False) == REPLY
+    assert fake.issued[-1] != short
     assert fake.api_requests()[-1].headers["authorization"] == f"Bearer {fake.issued[-1]}"
 
 
