@@ -420,3 +420,14 @@ def test_anthropic_client_to_gemini_on_vertex_is_translated(gateway: Gateway) ->
     assert (plan.translation.client_format, plan.translation.provider_format) == ("anthropic", "gemini")
     assert plan.upstream.url.endswith("/google/models/gemini-2.5-pro:generateContent")
     assert "anthropic_version" not in json.loads(plan.body)
+
+
+def test_co_owner_beside_a_guest_provider() -> None:
+    """Copilot hosts Claude only as a guest; a Vertex account owns the family."""
+    sa = sa_cred()
+    copilot = Credential(id="github-copilot-me.json", provider="github-copilot", kind="oauth",
+                         source="file", secret="ghu_x")
+    r = router(sa, copilot)
+    assert r.resolve("claude-sonnet-4-5-20250929").candidates == ((sa, "claude-sonnet-4-5-20250929"),)
+    # A name only Copilot's catalog spells so is Copilot's, never sent to Vertex.
+    assert [c.id for c, _ in r.resolve("claude-sonnet-4.5").candidates] == [copilot.id]
