@@ -27,7 +27,7 @@ SSE = "text/event-stream"
 def install_stream(state: meta.FlowState, plan: Plan, resp: http.Response) -> None:
     """At responseheaders: translate a successful upstream stream chunk by chunk."""
     t = plan.translation
-    if resp.status_code >= 400 or not resp.headers.get("content-type", "").startswith(SSE):
+    if resp.status_code >= 400 or not translate.is_stream(t.provider_format, resp.headers.get("content-type", "")):
         return
     if not t.client_stream:
         # A non-stream client waits for the whole answer anyway; buffering the
@@ -125,7 +125,7 @@ def translate_buffered(state: meta.FlowState, plan: Plan, resp: http.Response) -
     resp.headers.pop("content-encoding", None)
     if resp.status_code >= 400:
         _error(plan, resp, raw)
-    elif resp.headers.get("content-type", "").startswith(SSE):
+    elif translate.is_stream(plan.translation.provider_format, resp.headers.get("content-type", "")):
         if plan.translation.client_stream:
             _whole_stream(state, plan, resp, raw)
         else:

@@ -57,4 +57,7 @@ CATALOG: dict[str, tuple[str, ...]] = {
         "claude-sonnet-4-20250514",
         "claude-haiku-4-5-20251001",
     ),
+    # Kiro's own spellings; Kiro accounts also take Claude's names when no Claude
+    # account is in the pool (routing.GUEST_FAMILIES), e.g. claude-sonnet-4-20250514.
+    "kiro": ("claude-sonnet-4.5", "claude-haiku-4.5", "claude-opus-4.5"),
 }

@@ -37,6 +37,9 @@ from .translate import ir
 
 __all__ = ["Draft", "Gateway", "Plan", "Translation"]
 
+# Provider formats that take images as bytes only: remote images are fetched first.
+INLINE_IMAGES = ("gemini", "kiro")
+
 
 @dataclass(frozen=True)
 class Translation:
@@ -86,7 +89,7 @@ class Draft:
     request: ir.Request | None  # decoded when translating
 
     def image_urls(self) -> list[str]:
-        if self.request is None or self.provider_format != "gemini":
+        if self.request is None or self.provider_format not in INLINE_IMAGES:
             return []
         return sorted({img.url for img in _images(self.request) if img.url and not img.data})
 

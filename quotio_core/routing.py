@@ -31,6 +31,8 @@ FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = (
 GUEST_FAMILIES: dict[str, tuple[str, ...]] = {
     "github-copilot": ("claude", "codex", "gemini"),
     "iflow": ("qwen",),
+    # Kiro serves Claude models (its executor maps the names to Kiro's).
+    "kiro": ("claude",),
 }
 
 # Credentials that co-own other providers' families, by (provider, kind): a

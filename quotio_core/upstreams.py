@@ -86,8 +86,9 @@ DEFAULT_UPSTREAMS: dict[str, dict[str, str]] = {
     },
     "kiro": {
         "base-url": "https://codewhisperer.us-east-1.amazonaws.com",
-        "oidc-url": "https://oidc.us-east-1.amazonaws.com",
-        "social-refresh-url": "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken",
+        # {region}: the account's (IdC organisations have their own), else us-east-1.
+        "oidc-url": "https://oidc.{region}.amazonaws.com",
+        "social-refresh-url": "https://prod.{region}.auth.desktop.kiro.dev/refreshToken",
         "usage-url": "{base-url}/getUsageLimits",
     },
 }

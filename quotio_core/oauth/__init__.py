@@ -61,6 +61,7 @@ _MODULES = {
     "qwen": "qwen",
     "iflow": "iflow",
     "vertex": "vertex",
+    "kiro": "kiro",
 }
 
 # Names the management routes and CLIs use for the same providers.

@@ -73,6 +73,7 @@ from . import (
     gemini_cli,
     github_copilot,
     iflow,
+    kiro,
     openai_compat,
     qwen,
     vertex,
@@ -91,6 +92,7 @@ _EXECUTORS = {
     ("iflow", "oauth"): iflow,
     ("vertex", "service-account"): vertex,
     ("vertex", "api-key"): vertex,
+    ("kiro", "oauth"): kiro,
 }
 
 
@@ -123,7 +125,12 @@ def wrapped(cred: Credential) -> bool:
 # The upstream endpoint for each kind of call, per provider format. A format
 # missing from "count" has no token-counting endpoint: the gateway estimates.
 ENDPOINTS = {
-    "generate": {"anthropic": "messages", "openai": "chat", "responses": "responses"},
+    "generate": {
+        "anthropic": "messages",
+        "openai": "chat",
+        "responses": "responses",
+        "kiro": "generateAssistantResponse",
+    },
     "count": {"anthropic": "count_tokens", "gemini": "countTokens"},
 }
 

@@ -2,7 +2,9 @@
 
 Format ids: "anthropic" (Messages), "openai" (Chat Completions), "gemini"
 (generateContent; Code Assist's wrapper too), "responses" (OpenAI Responses,
-the Codex backend).
+the Codex backend), and "kiro" (CodeWhisperer's conversationState and binary
+event stream; an upstream format only, so it has decoders and a request
+encoder but no client-side encoders).
 
 Each format has three modules, named for what they translate:
 
@@ -14,6 +16,7 @@ Each format has three modules, named for what they translate:
                        encode_error(err: ir.ErrorInfo) -> tuple[int, dict]
 - `<fmt>_stream.py`:   StreamDecoder().feed(sse_event) -> list[ir.StreamEvent]
                        StreamDecoder().finish() -> list[ir.StreamEvent]
+                       (feed(body_chunk: bytes) when the module sets RAW_BYTES)
                        StreamEncoder(model, include_usage=False).encode(ir_event) -> bytes
                        StreamEncoder(...).finish() -> bytes
 
@@ -24,12 +27,14 @@ feeding openai_stream.StreamEncoder; `pipeline` wires the pairs together.
 from .pipeline import (  # noqa: E402
     FORMATS,
     Aggregator,
+    EventUsageTracker,
     StreamTranslator,
     aggregate,
     count_from_body,
     count_reply,
     estimate_tokens,
     expand,
+    is_stream,
     module,
     translate_error,
     translate_request,
@@ -39,12 +44,14 @@ from .pipeline import (  # noqa: E402
 __all__ = [
     "FORMATS",
     "Aggregator",
+    "EventUsageTracker",
     "StreamTranslator",
     "aggregate",
     "count_from_body",
     "count_reply",
     "estimate_tokens",
     "expand",
+    "is_stream",
     "module",
     "translate_error",
     "translate_request",

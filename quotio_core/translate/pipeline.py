@@ -4,6 +4,10 @@ Everything here is pure: the gateway hands in bodies and chunks and gets
 back bodies and chunks. Streams are translated event by event: an upstream
 chunk is split into SSE events (partial lines carried over), each event is
 decoded to IR events, and each IR event is encoded for the client at once.
+
+A provider format whose stream is not SSE (Kiro's binary event stream) says
+so in its `<fmt>_stream` module: `RAW_BYTES = True` hands its decoder the
+body chunks themselves, and `CONTENT_TYPE` names the stream's media type.
 """
 
 from __future__ import annotations
@@ -22,16 +26,20 @@ from . import ir
 __all__ = [
     "FORMATS",
     "Aggregator",
+    "EventUsageTracker",
     "aggregate",
     "StreamTranslator",
     "expand",
+    "is_stream",
     "module",
     "translate_error",
     "translate_request",
     "translate_response",
 ]
 
-FORMATS = ("anthropic", "openai", "gemini", "responses")
+# Client and provider formats; "kiro" is a provider format only (no encoders).
+FORMATS = ("anthropic", "openai", "gemini", "responses", "kiro")
+SSE = "text/event-stream"
 
 
 def module(fmt: str, part: str) -> ModuleType:
@@ -39,6 +47,16 @@ def module(fmt: str, part: str) -> ModuleType:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     return importlib.import_module(f"{__package__}.{fmt}_{part}")
+
+
+def raw_bytes(fmt: str) -> bool:
+    """Whether `fmt`'s stream decoder takes body bytes rather than SSE events."""
+    return getattr(module(fmt, "stream"), "RAW_BYTES", False)
+
+
+def is_stream(fmt: str, content_type: str) -> bool:
+    """Whether an upstream answer of this content type is `fmt`'s stream."""
+    return content_type.startswith(getattr(module(fmt, "stream"), "CONTENT_TYPE", SSE))
 
 
 def translate_request(src: str, dst: str, body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -59,18 +77,52 @@ def translate_error(src: str, dst: str, status: int, raw: bytes) -> tuple[int, d
     return out_status, body, err
 
 
+class EventUsageTracker:
+    """Usage and the first error of a stream, read off its IR events.
+
+    For formats whose stream is not SSE, where `StreamUsageTracker` cannot
+    look; same `usage`, `has_usage` and `error` as that one.
+    """
+
+    def __init__(self) -> None:
+        self._usage = Usage()
+        self._seen = False
+        self.error: str | None = None
+
+    @property
+    def usage(self) -> Usage:
+        return replace(self._usage)
+
+    @property
+    def has_usage(self) -> bool:
+        return self._seen
+
+    def observe(self, event: ir.StreamEvent) -> None:
+        if isinstance(event, (ir.MessageStart, ir.MessageDelta)) and event.usage is not None:
+            self._usage.update(event.usage)
+            self._seen = True
+        elif isinstance(event, ir.StreamError) and self.error is None:
+            self.error = f"{event.error.kind}: {event.error.message}"
+
+
 class StreamTranslator:
-    """A `flow.response.stream` callable: upstream SSE bytes in, client SSE bytes out."""
+    """A `flow.response.stream` callable: upstream stream bytes in, client SSE bytes out."""
 
     def __init__(self, src: str, dst: str, model: str, include_usage: bool = False):
+        self._raw = raw_bytes(src)
         self._sse = SSEDecoder()
         self._decoder = module(src, "stream").StreamDecoder()
         self._encoder = module(dst, "stream").StreamEncoder(model, include_usage=include_usage)
-        self.tracker = StreamUsageTracker(src)
+        self.tracker: StreamUsageTracker | EventUsageTracker = (
+            EventUsageTracker() if self._raw else StreamUsageTracker(src)
+        )
         self.first_chunk_at: float | None = None
         self._done = False
 
     def _encode(self, events: list[ir.StreamEvent]) -> list[bytes]:
+        if self._raw:
+            for e in events:
+                self.tracker.observe(e)
         return [self._encoder.encode(e) for e in events]
 
     def _translate(self, sse_events) -> list[bytes]:
@@ -80,6 +132,11 @@ class StreamTranslator:
             out += self._encode(self._decoder.feed(sse))
         return out
 
+    def _feed(self, chunk: bytes) -> list[bytes]:
+        if self._raw:
+            return self._encode(self._decoder.feed(chunk))
+        return self._translate(self._sse.feed(chunk))
+
     def __call__(self, chunk: bytes) -> bytes | list[bytes]:
         # An empty bytes result would go out as an empty HTTP chunk, which
         # chunked encoding reads as the end of the body: return [] instead.
@@ -88,11 +145,11 @@ class StreamTranslator:
         if chunk:
             if self.first_chunk_at is None:
                 self.first_chunk_at = time.time()
-            out = self._translate(self._sse.feed(chunk))
+            out = self._feed(chunk)
             return [b"".join(out)] if any(out) else []
         # b"" marks the end of the upstream body.
         self._done = True
-        out = self._translate(self._sse.flush())
+        out = [] if self._raw else self._translate(self._sse.flush())
         out += self._encode(self._decoder.finish())
         out.append(self._encoder.finish())
         return b"".join(out)
@@ -195,16 +252,19 @@ class AggregateResult:
 def aggregate(src: str, dst: str, model: str, raw: bytes) -> AggregateResult:
     """A whole upstream stream folded into one answer in the client's format.
 
-    For a non-stream client on a stream-only upstream (Codex): the client
+    For a non-stream client on a stream-only upstream (Codex, Kiro): the client
     waits for the whole answer anyway, so the body is folded once it is
     complete, and a failure inside it can still become an error status.
     """
-    sse = SSEDecoder()
     decoder = module(src, "stream").StreamDecoder()
     agg = Aggregator()
-    for event in sse.feed(raw) + sse.flush():
-        for ir_event in decoder.feed(event):
-            agg.feed(ir_event)
+    if raw_bytes(src):
+        events = decoder.feed(raw)
+    else:
+        sse = SSEDecoder()
+        events = [e for event in sse.feed(raw) + sse.flush() for e in decoder.feed(event)]
+    for ir_event in events:
+        agg.feed(ir_event)
     for ir_event in decoder.finish():
         agg.feed(ir_event)
     resp = agg.response
