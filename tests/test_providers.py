@@ -14,6 +14,7 @@ from quotio_core.providers import (
     format_of,
     gemini_api,
     gemini_cli,
+    kiro,
     openai_compat,
     servable,
 )
@@ -207,6 +208,7 @@ def test_entry_headers_cannot_override_credential() -> None:
         ("gemini", "api-key", gemini_api, "gemini"),
         ("codex", "oauth", codex, "responses"),
         ("gemini", "oauth", gemini_cli, "gemini"),
+        ("kiro", "oauth", kiro, "kiro"),
     ],
 )
 def test_executor_registry(provider: str, kind: str, module, fmt: str) -> None:
@@ -218,7 +220,7 @@ def test_executor_registry(provider: str, kind: str, module, fmt: str) -> None:
 
 @pytest.mark.parametrize(
     ("provider", "kind"),
-    [("kiro", "oauth")],
+    [("antigravity", "oauth")],
 )
 def test_no_executor_not_servable(provider: str, kind: str) -> None:
     c = cred(provider, kind)
