@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from quotio_core.credentials import credential_from_auth_file
-from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, SlowDown, login_module
+from quotio_core.oauth import (
+    InvalidGrant,
+    LoginContext,
+    LoginError,
+    SlowDown,
+    login_module,
+)
 from quotio_core.oauth import kiro as login
 from quotio_core.providers import Call
 from quotio_core.providers import kiro as executor
@@ -166,7 +172,7 @@ async def test_social_refresh_learns_the_profile_arn(fake, ctx):
     body = executor.wrap({"conversationState": {
         "chatTriggerType": "MANUAL", "conversationId": "c",
         "currentMessage": {"userInputMessage": {"content": "hi", "modelId": "x", "origin": "AI_EDITOR"}}}}, call)
-    r = httpx.post(up.url, headers=dict(up.headers), content=json.dumps(body))
+    r = await ctx.http.post(up.url, headers=dict(up.headers), content=json.dumps(body))
     assert r.status_code == 200, r.text
     with pytest.raises(InvalidGrant):
         await login.refresh(ctx, old)  # rotated: the old one is gone

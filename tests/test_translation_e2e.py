@@ -26,6 +26,8 @@ from google import genai
 from google.genai import types as gtypes
 
 from tests.conftest import CLAUDE_TOKENS, claude_file
+from tests.fakes.kiro import DEFAULT_TOKEN as KIRO_TOKEN
+from tests.fakes.kiro import FakeKiro
 from tests.fakes.upstreams import FakeUpstream
 from tests.gateway_proc import GatewayProcess, start_gateway
 
@@ -49,6 +51,8 @@ PROVIDERS = {
     "gemini": ("gemini-2.5-flash", "Hello from Gemini fake"),
     "codex": ("gpt-5", "Hello from Codex fake"),
     "gemini-cli": ("gcli-pro", "Hello from Code Assist fake"),
+    # Kiro's spelling routes to Kiro accounts only (and has no "/", which Gemini paths cannot carry).
+    "kiro": ("claude-sonnet-4.5", "Hello from Kiro fake"),
 }
 PROVIDER_FORMAT = {
     "claude": "anthropic",
@@ -56,6 +60,7 @@ PROVIDER_FORMAT = {
     "gemini": "gemini",
     "codex": "responses",
     "gemini-cli": "gemini (Code Assist)",
+    "kiro": "kiro",
 }
 CLIENTS = ("anthropic", "openai", "gemini", "responses")
 
@@ -86,7 +91,7 @@ class Answer:
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[dict[str, FakeUpstream]]:
-    ups = {name: FakeUpstream(text) for name, (_, text) in PROVIDERS.items()}
+    ups = {name: (FakeKiro if name == "kiro" else FakeUpstream)(text) for name, (_, text) in PROVIDERS.items()}
     for up in ups.values():
         up.start()
     yield ups
@@ -129,6 +134,7 @@ def gw(tmp_path_factory, confdir, fakes) -> Iterator[GatewayProcess]:
                 "base-url": fakes["gemini-cli"].url,
             },
             "codex": {"base-url": fakes["codex"].url + "/backend-api/codex"},
+            "kiro": fakes["kiro"].upstreams,
         },
     }
     auth = {
@@ -144,6 +150,15 @@ def gw(tmp_path_factory, confdir, fakes) -> Iterator[GatewayProcess]:
             "email": "a@example.com",
             "project_id": "proj-1",
             "token": {"access_token": "ya29.gcli-token", "refresh_token": "r", "token_type": "Bearer"},
+        },
+        "kiro-builder-id-e2e.json": {
+            "type": "kiro",
+            "accessToken": KIRO_TOKEN,
+            "refreshToken": "kiro-rt-e2e",
+            "expiresAt": "2099-01-01T00:00:00Z",
+            "authMethod": "builder-id",
+            # Kiro accounts also serve Claude names; keep the Claude column on the Claude fake.
+            "excluded_models": [PROVIDERS["claude"][0]],
         },
     }
     gateway = start_gateway(root, config, auth_files=auth, confdir=confdir)

@@ -287,10 +287,10 @@ def _decode_assistant(msg: Mapping[str, Any]) -> Message:
 def decode_request(body: Mapping[str, Any]) -> Request:
     state = body.get("conversationState")
     if not isinstance(state, Mapping):
-        raise ValueError("a Kiro request needs a conversationState object")
+        raise TypeError("a Kiro request needs a conversationState object")
     current = (state.get("currentMessage") or {}).get("userInputMessage")
     if not isinstance(current, Mapping):
-        raise ValueError("conversationState.currentMessage.userInputMessage is missing")
+        raise TypeError("conversationState.currentMessage.userInputMessage is missing")
     messages: list[Message] = []
     for entry in state.get("history") or []:
         if isinstance(entry.get("userInputMessage"), Mapping):

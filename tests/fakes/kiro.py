@@ -83,11 +83,17 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from quotio_core import eventstream
-from tests.fakes.upstreams import TOOL_CALL_TOKENS, Captured, ToolCall, split_json, split_reply
+from tests.fakes.upstreams import (
+    TOOL_CALL_TOKENS,
+    Captured,
+    ToolCall,
+    split_json,
+    split_reply,
+)
 
 DEFAULT_REPLY = "Hello from Kiro fake"
 DEFAULT_TOKEN = "kiro-access-token-0001"
@@ -194,7 +200,7 @@ class FakeKiro:
 
     # -- lifecycle --------------------------------------------------------------
 
-    def start(self) -> FakeKiro:
+    def start(self) -> Self:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
@@ -211,7 +217,7 @@ class FakeKiro:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeKiro:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -653,7 +659,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         fake: FakeKiro = self.server.fake
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""

@@ -208,7 +208,7 @@ def test_decode_reads_back_what_encode_wrote():
     assert back.messages[1].parts == [ir.ToolCall("c1", "get_weather", {"city": "Oslo"})]
     assert back.messages[2].parts == [ir.ToolResult("c1", [ir.Text("sunny")])]
     assert [t.name for t in back.tools] == ["get_weather"]
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         decode_request({"messages": []})
 
 
