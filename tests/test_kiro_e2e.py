@@ -319,3 +319,37 @@ def test_stream_is_recorded_with_its_usage(gw, fake):
     assert row["provider"] == "kiro"
     assert (row["metadata"]["input_tokens"], row["metadata"]["output_tokens"]) == (3, 4)
     assert DEFAULT_TOKEN not in json.dumps(row)
+
+
+def test_failover_to_another_kiro_account_folds_the_whole_stream(tmp_path, confdir, fake):
+    """A 429 on one account: the gateway retries on the next, whose stream then arrives whole."""
+    second = "kiro-access-token-second"
+    fake.add_token(second)
+    auth = {
+        f"kiro-builder-id-{i}.json": {"type": "kiro", "accessToken": token, "refreshToken": f"rt-{i}",
+                                      "expiresAt": "2099-01-01T00:00:00Z", "authMethod": "builder-id"}
+        for i, token in enumerate((DEFAULT_TOKEN, second))
+    }
+    gateway = start_gateway(tmp_path, {"api-keys": [KEY], "upstreams": {"kiro": fake.upstreams}},
+                            auth_files=auth, confdir=confdir)
+    try:
+        rate_limited = {"message": "Too many requests", "reason": "USER_REQUEST_RATE_EXCEEDED"}
+        fake.fail_next(429, rate_limited)
+        resp = oai(gateway).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        assert resp.choices[0].message.content == TEXT
+        first, retry = fake.api_requests()
+        assert {first.headers["authorization"], retry.headers["authorization"]} == {
+            f"Bearer {DEFAULT_TOKEN}", f"Bearer {second}"
+        }
+        # A stream client without SDK retries: the retried stream is translated whole.
+        fake.clear()
+        fake.fail_next(429, rate_limited)
+        body = {"model": MODEL, "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        r = httpx.post(gateway.url + "/v1/messages", json=body, headers={"x-api-key": KEY}, timeout=30)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        assert len(fake.api_requests()) == 2
+        deltas = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+        text = "".join(d["delta"].get("text", "") for d in deltas if d["type"] == "content_block_delta")
+        assert text == TEXT and deltas[-1]["type"] == "message_stop"
+    finally:
+        gateway.stop()
