@@ -27,6 +27,7 @@ import tenacity
 from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
+from quotio_core import providers
 from quotio_core.errors import GatewayError
 from quotio_core.gateway import Plan
 from quotio_core.images import fetch_images
@@ -95,10 +96,11 @@ class Failover:
         if resp.status_code < 400:
             gateway.report(state.plan, resp.status_code, {}, b"")
             return
-        recoverable = resp.status_code == 401 and not resp.stream and not state.refreshed
+        body = b"" if resp.stream else (resp.get_content(strict=False) or b"")
+        refused = providers.token_refused(state.plan.credential, resp.status_code, body)
+        recoverable = refused and not resp.stream and not state.refreshed
         if recoverable and await self._recover(flow, state):
             return
-        body = b"" if resp.stream else (resp.get_content(strict=False) or b"")
         gateway.report(state.plan, resp.status_code, meta.lower_headers(resp.headers), body)
         if resp.status_code not in RETRYABLE or resp.stream:
             return

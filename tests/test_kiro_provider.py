@@ -61,6 +61,21 @@ def test_machine_id_prefers_profile_arn_then_an_explicit_one():
         f"KotlinNativeAPI/{ARN}".encode()).hexdigest()
     assert kiro.machine_id({"profile_arn": ARN}) == kiro.machine_id({"profileArn": ARN})
     assert kiro.machine_id({"machineId": "abc", "profileArn": ARN}) == "abc"
+    # Builder ID: the OIDC client id, which outlives the rotating refresh token.
+    by_client = kiro.machine_id({"clientId": "cid", "refreshToken": "rt-1"})
+    assert by_client == kiro.machine_id({"clientId": "cid", "refreshToken": "rt-2"})
+    assert by_client == hashlib.sha256(b"KotlinNativeAPI/cid").hexdigest()
+
+
+def test_kiros_403_for_a_dead_token_counts_as_refused():
+    cred = kiro_cred()
+    body = b'{"message":"The bearer token included in the request is invalid.","reason":null}'
+    assert providers.token_refused(cred, 403, body)
+    assert providers.token_refused(cred, 401, b"")
+    assert not providers.token_refused(cred, 403, b'{"message":"x-amz-target must be ...","reason":null}')
+    assert not providers.token_refused(cred, 400, body)
+    claude = credential_from_auth_file("claude-a.json", {"type": "claude", "access_token": "x"})
+    assert not providers.token_refused(claude, 403, body)
 
 
 def test_configured_headers_may_name_the_machine_id():

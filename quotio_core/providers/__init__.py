@@ -117,6 +117,16 @@ def stream_only(cred: Credential) -> bool:
     return getattr(executor_for(cred), "STREAM_ONLY", False)
 
 
+def token_refused(cred: Credential, status: int, body: bytes) -> bool:
+    """Whether an upstream answer means the credential's token was refused.
+
+    A 401 everywhere; an executor's `token_refused(status, body)` names other
+    answers that mean the same (Kiro's 403 for an expired token).
+    """
+    check = getattr(executor_for(cred), "token_refused", None)
+    return status == 401 or (check is not None and check(status, body))
+
+
 def wrapped(cred: Credential) -> bool:
     """Whether the upstream wraps the format's bodies (Code Assist), so always translates."""
     return getattr(executor_for(cred), "WRAPPED", False)

@@ -10,6 +10,12 @@ overridden under `header-defaults.kiro` in the config, and `{machine_id}` in
 an overriding value is replaced by the account's machine id. How Kiro derives
 the machine id is unconfirmed (hex SHA-256 of `KotlinNativeAPI/` plus the
 profile ARN or refresh token), so an auth file's `machineId` wins over it.
+Without a profile ARN the seed is the login's OIDC client id before the
+refresh token: refresh tokens rotate, and a machine id that changed every
+hour would look like a new machine each time.
+
+Kiro refuses an expired or revoked token with 403, not 401; `token_refused`
+tells the gateway, so it refreshes the token and tries again as after a 401.
 """
 
 from __future__ import annotations
@@ -79,8 +85,20 @@ def profile_arn(data: Mapping[str, Any]) -> str:
 def machine_id(data: Mapping[str, Any]) -> str:
     if explicit := _field(data, "machineId", "machine_id"):
         return explicit
-    seed = profile_arn(data) or _field(data, "refreshToken", "refresh_token")
+    seed = (
+        profile_arn(data)
+        or _field(data, "clientId", "client_id")
+        or _field(data, "refreshToken", "refresh_token")
+    )
     return hashlib.sha256(f"KotlinNativeAPI/{seed}".encode()).hexdigest()
+
+
+_REFUSED_TOKEN = b"bearer token included in the request is invalid"
+
+
+def token_refused(status: int, body: bytes) -> bool:
+    """Whether an answer says the token itself was refused (a refresh may help)."""
+    return status == 403 and _REFUSED_TOKEN in body.lower()
 
 
 def wrap(body: dict[str, Any], call: Call) -> dict[str, Any]:

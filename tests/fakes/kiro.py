@@ -61,8 +61,12 @@ Token counts follow tests/fakes/upstreams.py: prompt = words in every
 request prefix not counted), cached = min(`cached_tokens`, prompt), output
 = words of `reply_text` and `thinking` + 5 per tool call.
 
+`seed_account()` returns the fields of a logged-in Builder ID account
+(tokens issued by this fake, so refresh works) for seeding auth files.
+`slow_down=False` spares end-to-end logins the 5 s the client adds after it.
+
 On demand: `reject_once(token, status=401)` (the next call with that token
-fails once), `fail_next(status, body=None, times=1)` (a JSON error; default
+fails once; 403 is how Kiro really refuses an expired token), `fail_next(status, body=None, times=1)` (a JSON error; default
 body `{"message", "reason": null}`), `quota_next(status=402)` (reason
 `MONTHLY_REQUEST_COUNT`), `stream_error_next(kind)` with kind `"exception"`
 (a `ThrottlingException` frame after the first text event), `"corrupt"` (a
@@ -269,6 +273,22 @@ class FakeKiro:
     def add_token(self, token: str, social: bool = False) -> None:
         with self._lock:
             self._state.tokens[token] = social
+
+    def seed_account(self) -> dict[str, Any]:
+        """A Builder ID account as a finished login leaves it: an auth file's fields."""
+        reg = self.register({"clientName": "seed", "clientType": "public", "scopes": ["codewhisperer:completions"]})
+        with self._lock:
+            access, refresh = self._issue(reg["clientId"], social=False)
+        return {
+            "type": "kiro",
+            "accessToken": access,
+            "refreshToken": refresh,
+            "expiresAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.token_expires_in)),
+            "authMethod": "builder-id",
+            "clientId": reg["clientId"],
+            "clientSecret": reg["clientSecret"],
+            "region": "us-east-1",
+        }
 
     def add_social_refresh_token(self, refresh_token: str) -> None:
         with self._lock:
