@@ -124,9 +124,13 @@ def test_defaults_without_any_file(home: Path) -> None:
     # Defaults that name a sibling URL are resolved against it.
     assert cfg.upstreams["claude"]["usage-url"] == "https://api.anthropic.com/api/oauth/usage"
     assert cfg.upstreams["codex"]["usage-url"] == "https://chatgpt.com/backend-api/wham/usage"
-    # Only per-account placeholders (Vertex's region) are left for the executor.
+    # Only per-account placeholders (Vertex's location, a Kiro login's region) are left.
     left = {url for urls in cfg.upstreams.values() for url in urls.values() if "{" in url}
-    assert left == {"https://{location}-aiplatform.googleapis.com"}
+    assert left == {
+        "https://{location}-aiplatform.googleapis.com",
+        "https://oidc.{region}.amazonaws.com",
+        "https://prod.{region}.auth.desktop.kiro.dev/refreshToken",
+    }
 
 
 def test_db_follows_config_dir(home: Path, cfg_dir: Path) -> None:

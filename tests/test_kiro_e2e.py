@@ -380,3 +380,41 @@ def test_refused_token_is_refreshed_and_the_request_sent_again(tmp_path, confdir
         assert paths == ["/generateAssistantResponse", "/token", "/generateAssistantResponse"]
     finally:
         gateway.stop()
+
+
+def test_device_login_through_the_management_routes_then_served(tmp_path, confdir, fake):
+    """The Builder ID device flow started and polled through the gateway; the file it writes serves."""
+    fake.slow_down, fake.pending_polls = False, 1
+    gateway = start_gateway(tmp_path, {"api-keys": [KEY], "upstreams": {"kiro": fake.upstreams}}, confdir=confdir)
+
+    def mgmt(path: str, **body) -> dict:
+        r = httpx.post(f"{gateway.url}/v0/management{path}", json=body, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    try:
+        assert "kiro" in httpx.get(f"{gateway.url}/v0/management/oauth/providers").json()["device_code"]
+        start = mgmt("/oauth/device-start", provider="kiro")
+        assert start["user_code"] and start["verification_uri_complete"].endswith(start["user_code"])
+        deadline = time.monotonic() + 15
+        while (done := mgmt("/oauth/device-poll", provider="kiro", device_code=start["device_code"]))["status"] == "pending":
+            assert time.monotonic() < deadline, "device login did not finish"
+            time.sleep(0.1)
+        assert done["status"] == "completed", done
+        [name] = [p.name for p in (tmp_path / "auth").glob("kiro-*.json")]
+        saved = json.loads((tmp_path / "auth" / name).read_text())
+        assert name.startswith("kiro-builder-id-") and saved["authMethod"] == "builder-id"
+        assert fake.token_valid(saved["accessToken"])
+        deadline = time.monotonic() + 10
+        while True:  # the auth dir is rescanned every 200 ms
+            try:
+                resp = oai(gateway).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+                break
+            except openai.NotFoundError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert resp.choices[0].message.content == TEXT
+        assert fake.api_requests()[-1].headers["authorization"] == f"Bearer {saved['accessToken']}"
+    finally:
+        fake.slow_down, fake.pending_polls = True, 2
+        gateway.stop()
