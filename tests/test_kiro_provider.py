@@ -11,7 +11,7 @@ from quotio_core import providers
 from quotio_core.catalog import CATALOG
 from quotio_core.credentials import credential_from_auth_file
 from quotio_core.providers import Call, kiro
-from quotio_core.routing import ModelNotFound, ModelRouter, family_of
+from quotio_core.routing import ModelRouter
 from quotio_core.upstreams import merge_upstreams
 
 UPSTREAMS = merge_upstreams(None)
@@ -134,22 +134,22 @@ def claude_cred():
     return credential_from_auth_file("claude-a.json", {"type": "claude", "access_token": "sk-ant-oat01-x"})
 
 
-def test_kiro_serves_claude_names_beside_claude_accounts():
-    creds = [claude_cred(), kiro_cred()]
-    assert _resolve(creds, "claude-sonnet-4-5") == [
-        ("claude-a.json", "claude-sonnet-4-5"), ("kiro-builder-id-x.json", "claude-sonnet-4-5")
-    ]
-    # Kiro's own spelling never reaches Anthropic, which would 404 on it.
-    assert family_of("claude-sonnet-4.5") == "kiro"
-    assert _resolve(creds, "claude-sonnet-4.5") == [("kiro-builder-id-x.json", "claude-sonnet-4.5")]
-    # `kiro/<model>` picks the Kiro accounts only.
-    assert _resolve(creds, "kiro/claude-sonnet-4-5") == [("kiro-builder-id-x.json", "claude-sonnet-4-5")]
-    with pytest.raises(ModelNotFound):
-        _resolve([claude_cred()], "claude-sonnet-4.5")
+def test_kiro_is_claudes_guest_and_owns_its_own_spellings():
+    kiro_only = [kiro_cred()]
+    both = [claude_cred(), kiro_cred()]
+    # Claude's names go to Claude accounts; Kiro takes them when there is none.
+    assert _resolve(both, "claude-sonnet-4-5") == [("claude-a.json", "claude-sonnet-4-5")]
+    assert _resolve(kiro_only, "claude-sonnet-4-5") == [("kiro-builder-id-x.json", "claude-sonnet-4-5")]
+    # Kiro's spelling never reaches Anthropic, which would 404 on it.
+    assert _resolve(both, "claude-sonnet-4.5") == [("kiro-builder-id-x.json", "claude-sonnet-4.5")]
+    # `kiro/<model>` picks the Kiro accounts, whatever the name.
+    assert _resolve(both, "kiro/claude-sonnet-4-5") == [("kiro-builder-id-x.json", "claude-sonnet-4-5")]
+    assert _resolve(both, "kiro/auto") == [("kiro-builder-id-x.json", "auto")]
 
 
-def test_kiro_models_are_listed():
-    ids = dict(ModelRouter([kiro_cred()], providers.servable).model_ids())
+def test_kiro_models_are_listed_and_reach_kiro():
+    both = ModelRouter([claude_cred(), kiro_cred()], providers.servable)
+    ids = dict(both.model_ids())
     assert {m for m, p in ids.items() if p == "kiro"} == set(CATALOG["kiro"])
-    # Every listed id is Kiro's own spelling, so asking for it reaches a Kiro account.
-    assert all(family_of(m) == "kiro" for m in CATALOG["kiro"])
+    for model in CATALOG["kiro"]:
+        assert both.resolve(model).providers == {"kiro"}

@@ -157,8 +157,6 @@ def gw(tmp_path_factory, confdir, fakes) -> Iterator[GatewayProcess]:
             "refreshToken": "kiro-rt-e2e",
             "expiresAt": "2099-01-01T00:00:00Z",
             "authMethod": "builder-id",
-            # Kiro accounts also serve Claude names; keep the Claude column on the Claude fake.
-            "excluded_models": [PROVIDERS["claude"][0]],
         },
     }
     gateway = start_gateway(root, config, auth_files=auth, confdir=confdir)
