@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from .authstore import AuthStore
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
 from .credentials import credentials_from_config
 from .oauth import LoginError
 from .usage_report import WINDOWS
@@ -81,7 +81,7 @@ def auth_list(config_path: str | None, as_json: bool) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
-def _gateway_url(config) -> str:
+def _gateway_url(config: Config) -> str:
     host = config.host
     if host in ("", "0.0.0.0", "::", "[::]"):
         host = "127.0.0.1"  # a wildcard bind is reached on loopback
@@ -107,11 +107,13 @@ def _management_get(url: str, key: str, path: str, params: dict[str, str] | None
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
-    if resp.status_code in (401, 403):
+    if resp.status_code == 401:
         raise click.ClickException(
-            f"the gateway refused the management key ({error or resp.status_code}); "
+            f"the gateway refused the management key ({error or 'HTTP 401'}); "
             "pass --key or set remote-management.secret-key in the config"
         )
+    if resp.status_code == 403:
+        raise click.ClickException(f"the gateway refuses management from here ({error or 'HTTP 403'})")
     if resp.status_code != 200 or not isinstance(body, dict):
         raise click.ClickException(f"{url}/v0/management{path}: HTTP {resp.status_code} {error or ''}".rstrip())
     return body

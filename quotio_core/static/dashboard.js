@@ -104,7 +104,7 @@
         api('/usage/quotas/all'),
         api('/pool'),
       ]);
-      if (seq !== state.seq) return; // a newer refresh (another window) owns the page
+      if (seq !== state.seq) return; // a newer refresh (say, for another time window) owns the page
       $('keyform').hidden = true;
       $('main').hidden = false;
       render(usage, quotas.quotas || [], pool);
