@@ -1,4 +1,4 @@
-"""`quotio`: start the gateway, look at credentials. A thin layer over quotio_core."""
+"""`quotio`: start the gateway, look at credentials, usage and quotas. A thin layer over quotio_core."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from .authstore import AuthStore
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
 from .credentials import credentials_from_config
 from .oauth import LoginError
+from .usage_report import WINDOWS
+from .usage_tables import quota_tables, usage_tables
 
 ADDON = Path(__file__).resolve().parent.parent / "addons" / "quotio.py"
 
@@ -77,6 +79,78 @@ def auth_list(config_path: str | None, as_json: bool) -> None:
     widths = [max(len(r[i]) for r in rows + [("PROVIDER", "ID", "ACCOUNT", "STATUS", "EXPIRES")]) for i in range(5)]
     for row in [("PROVIDER", "ID", "ACCOUNT", "STATUS", "EXPIRES"), *rows]:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _gateway_url(config: Config) -> str:
+    host = config.host
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"  # a wildcard bind is reached on loopback
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}"
+
+
+def _management_get(url: str, key: str, path: str, params: dict[str, str] | None = None):
+    """GET a management route of the running gateway; any failure is one clear line."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        # Management calls go straight to the gateway, never through a proxy from the environment.
+        resp = httpx.get(f"{url}/v0/management{path}", params=params, headers=headers, timeout=60, trust_env=False)
+    except httpx.ConnectError as e:
+        raise click.ClickException(f"no gateway answers at {url}; is it running? (`quotio serve` starts it)") from e
+    except httpx.HTTPError as e:
+        raise click.ClickException(f"{url}: {type(e).__name__}") from e
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if resp.status_code == 401:
+        raise click.ClickException(
+            f"the gateway refused the management key ({error or 'HTTP 401'}); "
+            "pass --key or set remote-management.secret-key in the config"
+        )
+    if resp.status_code == 403:
+        raise click.ClickException(f"the gateway refuses management from here ({error or 'HTTP 403'})")
+    if resp.status_code != 200 or not isinstance(body, dict):
+        raise click.ClickException(f"{url}/v0/management{path}: HTTP {resp.status_code} {error or ''}".rstrip())
+    return body
+
+
+def _management_options(f):
+    f = click.option("--json", "as_json", is_flag=True, help="The API's JSON instead of tables.")(f)
+    f = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")(f)
+    f = click.option("--key", help="Management key (default: remote-management.secret-key in the config).")(f)
+    return click.option("--url", help="The gateway (default: host and port from the config).")(f)
+
+
+def _target(config_path: str | None, url: str | None, key: str | None) -> tuple[str, str]:
+    config = _config(config_path)
+    key = config.file.remote_management.secret_key if key is None else key
+    return (url or _gateway_url(config)).rstrip("/"), key
+
+
+@main.command()
+@click.option("--window", default="24h", show_default=True, type=click.Choice(list(WINDOWS)), help="Time window.")
+@_management_options
+def usage(window: str, url: str | None, key: str | None, config_path: str | None, as_json: bool) -> None:
+    """Requests, errors, tokens and latency of the running gateway, by provider, credential and model."""
+    url, key = _target(config_path, url, key)
+    body = _management_get(url, key, "/usage", {"window": window})
+    click.echo(json.dumps(body, indent=2) if as_json else usage_tables(body))
+
+
+@main.command()
+@click.option("--refresh", is_flag=True, help="Fetch every account's quota now instead of the cached reports.")
+@_management_options
+def quotas(refresh: bool, url: str | None, key: str | None, config_path: str | None, as_json: bool) -> None:
+    """What every account has left in each quota window, and which credentials are cooling or broken."""
+    url, key = _target(config_path, url, key)
+    body = _management_get(url, key, "/usage/quotas/all", {"refresh": "true"} if refresh else None)
+    pool = _management_get(url, key, "/pool")
+    click.echo(json.dumps({**body, "pool": pool}, indent=2) if as_json else quota_tables(body, pool))
 
 
 @main.command()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from . import dashboard
 from .gateway import Gateway
 from .quota import QuotaReport
 from .usage_report import COLUMNS, cliproxyapi_usage, parse_window, summarize
@@ -40,6 +41,7 @@ class UsageRoutes:
             ("GET", re.compile(r"/usage/quotas/(?P<provider>[^/]+)"), self.quotas),
             ("GET", re.compile(r"/usage/(?P<provider>[^/]+)"), self.usage_provider),
             ("GET", re.compile(r"/metrics"), self.metrics),
+            ("GET", re.compile(r"/dashboard"), self.dashboard),
         ]
 
     def _r(self, status: int, body: Any, content_type: str = "application/json"):
@@ -149,3 +151,8 @@ class UsageRoutes:
     async def metrics(self, query: Mapping[str, str]):
         text = self.gw.metrics.render(self.gw)
         return self._r(200, text, "text/plain; version=0.0.4; charset=utf-8")
+
+    # --- dashboard -----------------------------------------------------------
+    async def dashboard(self, query: Mapping[str, str]):
+        # The first call reads the package files.
+        return self._r(200, await asyncio.to_thread(dashboard.page), dashboard.CONTENT_TYPE)
