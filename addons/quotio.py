@@ -18,6 +18,7 @@ from addons.core import GatewayCore, GatewayHolder  # noqa: E402
 from addons.failover import Failover  # noqa: E402
 from addons.housekeeping import Housekeeping  # noqa: E402
 from addons.intake import Intake  # noqa: E402
+from addons.keepalive import KeepAlive  # noqa: E402
 from addons.listener import Listener  # noqa: E402
 from addons.management import Management  # noqa: E402
 from addons.models import Models  # noqa: E402
@@ -44,6 +45,8 @@ addons = [
     # After Router: only routed requests get a first-byte deadline.
     Timeouts(_holder),
     Streams(_holder),
+    # After Streams: wraps the stream callable Streams (or translation) installed.
+    KeepAlive(_holder),
     # After Router and Streams: its request hook sees the request as it leaves,
     # its response hooks the answer as it is passed on.
     Overhead(_holder),

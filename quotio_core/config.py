@@ -141,6 +141,9 @@ class Timeouts(_Model):
     connect_seconds: float = Field(default=10, gt=0)
     # From the request until the upstream's response headers.
     first_byte_seconds: float = Field(default=300, gt=0)
+    # A streamed answer silent for this long gets an SSE comment, so proxies and
+    # load balancers between the gateway and the client keep the stream; 0: never.
+    keepalive_seconds: float = Field(default=15, ge=0)
 
 
 class OAuthSettings(_Model):

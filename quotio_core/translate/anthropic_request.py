@@ -26,7 +26,7 @@ from .ir import (
     ToolResult,
 )
 
-__all__ = ["DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "decode_request", "encode_request"]
+__all__ = ["DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "decode_request", "encode_request", "thinking_budget"]
 
 FORMAT = "anthropic"
 # Anthropic requires max_tokens; other formats may leave it out.
@@ -404,8 +404,8 @@ def _encode_tool_choice(req: Request) -> dict[str, Any] | None:
     return out
 
 
-def _thinking_budget(reasoning: Reasoning | None) -> int | None:
-    """The thinking budget to request, or None for no thinking."""
+def thinking_budget(reasoning: Reasoning | None) -> int | None:
+    """Claude's thinking budget for `reasoning`, or None for no thinking (Kiro asks the same)."""
     if reasoning is None:
         return None
     if reasoning.budget_tokens is not None and reasoning.budget_tokens >= 0:
@@ -435,7 +435,7 @@ def _open_tool_turn_lacks_thinking(messages: list[dict[str, Any]]) -> bool:
 
 
 def _apply_thinking(body: dict[str, Any], req: Request, extra: Mapping[str, Any]) -> None:
-    budget = _thinking_budget(req.reasoning)
+    budget = thinking_budget(req.reasoning)
     if budget is None:
         adaptive = extra.get("thinking")
         if isinstance(adaptive, dict) and req.reasoning is not None and req.reasoning.budget_tokens is None:

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from .anthropic_request import EFFORT_BUDGETS, MIN_THINKING_BUDGET
+from .anthropic_request import thinking_budget
 from .ir import Image, Message, Reasoning, Request, Text, Tool, ToolCall, ToolResult
 
 __all__ = ["decode_request", "encode_request", "thinking_budget"]
@@ -63,21 +63,6 @@ _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
 # --- encode ----------------------------------------------------------------------
 
 
-def thinking_budget(reasoning: Reasoning | None) -> int | None:
-    """The `max_thinking_length` to ask for, or None for no thinking (Claude's budgets)."""
-    if reasoning is None:
-        return None
-    if reasoning.budget_tokens is not None and reasoning.budget_tokens >= 0:
-        budget = reasoning.budget_tokens
-    elif reasoning.effort is not None:
-        if reasoning.effort == "none":
-            return None
-        budget = EFFORT_BUDGETS.get(reasoning.effort, EFFORT_BUDGETS["medium"])
-    elif reasoning.budget_tokens is not None:
-        budget = EFFORT_BUDGETS["medium"]  # a negative budget is Gemini's "dynamic"
-    else:
-        return None
-    return max(budget, MIN_THINKING_BUDGET) if budget > 0 else None
 
 
 def _turns(messages: list[Message]) -> list[tuple[str, list[Any]]]:
