@@ -180,14 +180,22 @@ def test_seed_routes_start_status_and_device_flow(gw, api, auth):
     assert done["status"] == "completed" and done["email"] == "codex-user@example.com"
 
 
-def test_cli_login_writes_the_auth_file(tmp_path, auth, api):
+@pytest.mark.parametrize(
+    ("provider", "written_name"),
+    [
+        ("claude", "claude-claude-user@example.com.json"),
+        ("codex", None),
+        ("gemini", "gemini-gemini-user@example.com-fake-project-123.json"),
+    ],
+)
+def test_cli_login_writes_the_auth_file(tmp_path, auth, api, provider, written_name):
     import yaml
 
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(config_for(auth, api)))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "QUOTIO_AUTH_DIR": str(tmp_path / "auth")}
     proc = subprocess.Popen(
-        [str(QUOTIO), "login", "claude", "--no-browser", "--config", str(cfg)],
+        [str(QUOTIO), "login", provider, "--no-browser", "--config", str(cfg)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:
@@ -203,9 +211,13 @@ def test_cli_login_writes_the_auth_file(tmp_path, auth, api):
     finally:
         proc.kill()
     assert proc.returncode == 0, "".join(lines) + (out or "")
-    assert "logged in as claude-user@example.com" in out
-    written = tmp_path / "auth" / "claude-claude-user@example.com.json"
-    assert json.loads(written.read_text())["access_token"] in auth.valid_access_tokens
+    assert f"logged in as {provider}-user@example.com" in out
+    written = Path(out.strip().splitlines()[-1].split("wrote ", 1)[1])
+    if written_name:
+        assert written.name == written_name
+    data = json.loads(written.read_text())
+    token = (data.get("token") or data)["access_token"]
+    assert token in auth.valid_access_tokens
     listed = subprocess.run(
         [str(QUOTIO), "auth", "list", "--json", "--config", str(cfg)], capture_output=True, text=True, env=env
     )
