@@ -25,6 +25,7 @@ from typing import Any
 from mitmproxy import ctx, http
 from mitmproxy.proxy import events
 from mitmproxy.proxy.layers.http import HttpLayer, HttpStream, ResponseData
+from mitmproxy.utils import asyncio_utils
 
 from .core import GatewayHolder
 
@@ -43,7 +44,7 @@ TICK = _Tick()
 class _TickEvent(ResponseData, events.MessageInjected):
     """Routed by the HTTP layer like an injected message, handled by the stream as data."""
 
-    def __init__(self, flow: http.HTTPFlow) -> None:  # noqa: D107 (both bases' fields, set by hand)
+    def __init__(self, flow: http.HTTPFlow) -> None:
         self.flow = flow
         self.message = None
         self.stream_id = 0
@@ -78,31 +79,43 @@ def _http_stream(handler: Any, flow: http.HTTPFlow) -> HttpStream | None:
 
 
 class KeepAlive:
+    """One loop for all open SSE streams: a task per stream would cost every request."""
+
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
-        self._tasks: dict[str, asyncio.Task] = {}
+        self._beats: dict[str, tuple[http.HTTPFlow, Heartbeat]] = {}
+        self._loop: asyncio.Task | None = None
+
+    def running(self) -> None:
+        self._loop = asyncio_utils.create_task(self._watch(), name="quotio keep-alive", keep_ref=True)
+
+    def done(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+
+    def _interval(self) -> float:
+        gateway = self.holder.gateway
+        return gateway.config.file.timeouts.keepalive_seconds if gateway is not None else 0.0
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        gateway = self.holder.gateway
         resp = flow.response
-        if gateway is None or resp is None or not callable(resp.stream) or self.holder.flows.get(flow) is None:
+        if resp is None or not callable(resp.stream) or self.holder.flows.get(flow) is None:
             return
-        interval = gateway.config.file.timeouts.keepalive_seconds
-        if interval <= 0 or not resp.headers.get("content-type", "").startswith("text/event-stream"):
+        if self._interval() <= 0 or not resp.headers.get("content-type", "").startswith("text/event-stream"):
             return
         beat = Heartbeat(resp.stream)
         resp.stream = beat
-        self._tasks[flow.id] = asyncio.get_running_loop().create_task(
-            self._beat(flow, beat, interval), name=f"quotio keep-alive {flow.id}"
-        )
+        self._beats[flow.id] = (flow, beat)
 
-    async def _beat(self, flow: http.HTTPFlow, beat: Heartbeat, interval: float) -> None:
+    async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(max(interval - (time.monotonic() - beat.last), 0.01))
-            if time.monotonic() - beat.last < interval:
-                continue
-            if not await self._tick(flow):
-                return
+            interval = self._interval()
+            # Checking a few times per interval bounds how late a comment can be.
+            await asyncio.sleep(min(interval / 3, 1.0) if interval > 0 else 1.0)
+            now = time.monotonic()
+            for flow_id, (flow, beat) in list(self._beats.items()):
+                if interval > 0 and now - beat.last >= interval and not await self._tick(flow):
+                    self._beats.pop(flow_id, None)
 
     async def _tick(self, flow: http.HTTPFlow) -> bool:
         proxyserver = ctx.master.addons.get("proxyserver")
@@ -115,13 +128,8 @@ class KeepAlive:
         await handler.server_event(_TickEvent(flow))
         return True
 
-    def _stop(self, flow: http.HTTPFlow) -> None:
-        task = self._tasks.pop(flow.id, None)
-        if task is not None:
-            task.cancel()
-
     def response(self, flow: http.HTTPFlow) -> None:
-        self._stop(flow)
+        self._beats.pop(flow.id, None)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._stop(flow)
+        self._beats.pop(flow.id, None)
