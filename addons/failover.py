@@ -185,7 +185,7 @@ class Failover:
                 state.route, state.client_body, state.client_headers or {}, state.client_query or {},
                 exclude=frozenset(tried), pin=pin,
             )
-            draft = await gateway.ready(draft)
+            draft = await gateway.ready(draft, frozenset(tried))
             if urls := draft.image_urls():
                 draft.inline_images(await fetch_images(self._client(None), urls))
             plan = gateway.finalize(draft)

@@ -157,7 +157,6 @@ class Gateway:
             config, self.store, on_written=self.rebuild_router,
             timeout=oauth.login_timeout_seconds, callback_ports=oauth.callback_ports,
         )
-
         self.metrics = Metrics()
         self.quotas = QuotaBook(
             config, self.credentials, self.tokens.ensure, self.cooldowns,
@@ -317,13 +316,14 @@ class Gateway:
             self.affinity.pin(key, cred.id)
         return cred
 
-    async def ready(self, draft: Draft) -> Draft:
+    async def ready(self, draft: Draft, exclude: frozenset[str] = frozenset()) -> Draft:
         """`draft` with a credential whose token can be sent now.
 
         An expiring token is refreshed (once, however many requests wait on
-        it); a credential that cannot get one is passed over for the next.
+        it); a credential that cannot get one is passed over for the next,
+        never one in `exclude` (those a failover already tried).
         """
-        tried: set[str] = set()
+        tried: set[str] = set(exclude)
         while True:
             try:
                 draft.credential = await self.tokens.ensure(draft.credential)
