@@ -86,11 +86,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import urlsplit
 
 from quotio_core import eventstream
+from tests.fakes.served import Served
 from tests.fakes.upstreams import (
     TOOL_CALL_TOKENS,
     Captured,
@@ -175,7 +176,7 @@ class _State:
     requests: list[Captured] = field(default_factory=list)
 
 
-class FakeKiro:
+class FakeKiro(Served):
     """See the module docstring; attributes may be changed while it runs."""
 
     def __init__(self, reply_text: str = DEFAULT_REPLY, *, token: str = DEFAULT_TOKEN) -> None:
@@ -199,43 +200,7 @@ class FakeKiro:
         self._lock = threading.Lock()
         self._state = _State()
         self._state.tokens[token] = False
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle --------------------------------------------------------------
-
-    def start(self) -> Self:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-kiro"
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeKiro not started")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def upstreams(self) -> dict[str, str]:
@@ -747,3 +712,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+FakeKiro.HANDLER = _Handler

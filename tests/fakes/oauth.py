@@ -35,11 +35,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from tests.fakes.served import Served
 
 
 @dataclass
@@ -69,7 +71,7 @@ def _jwt(claims: dict[str, Any]) -> str:
     return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.sig"
 
 
-class FakeAuthServer:
+class FakeAuthServer(Served):
     def __init__(self, *clients: Client, expires_in: int = 3600):
         self.clients = {c.client_id: c for c in clients}
         self.expires_in = expires_in
@@ -87,35 +89,6 @@ class FakeAuthServer:
         self.token_calls = 0
         self.refresh_calls = 0
         self.errors: list[str] = []  # why requests were refused, for test messages
-        self._server: ThreadingHTTPServer | None = None
-
-    # --- lifecycle -----------------------------------------------------------
-    def start(self) -> FakeAuthServer:
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeAuthServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # --- test controls --------------------------------------------------------
     @property
@@ -267,7 +240,10 @@ class FakeAuthServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_fake: FakeAuthServer
+
+    @property
+    def server_fake(self) -> FakeAuthServer:
+        return self.server.fake  # type: ignore[attr-defined]
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -351,3 +327,6 @@ def upstream_overrides(auth: FakeAuthServer) -> dict[str, dict[str, str]]:
             "userinfo-url": f"{auth.url}/userinfo",
         },
     }
+
+
+FakeAuthServer.HANDLER = _Handler

@@ -32,10 +32,11 @@ import string
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+from .served import Served
 from .upstreams import (
     Captured,
     FakeUpstream,
@@ -161,7 +162,7 @@ class TokenBook:
                 self.access[access].expires_at = 0.0
 
 
-class OAuthFake:
+class OAuthFake(Served):
     ROUTES: ClassVar[dict[tuple[str, str], str]] = {}
     TOKEN_PREFIX: ClassVar[str] = "fake-"
 
@@ -179,46 +180,6 @@ class OAuthFake:
         self._lock = threading.Lock()
         self._requests: list[Captured] = []
         self._rejects: dict[str, int] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------
-    def start(self) -> Self:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
-            name=f"{type(self).__name__}-{self.port}",
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("fake not started")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # --- captured traffic -------------------------------------------------------
     @property
@@ -386,3 +347,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+OAuthFake.HANDLER = _Handler

@@ -72,10 +72,11 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.served import Served
 from tests.fakes.upstreams import Captured
 
 HOUR = 3600
@@ -159,44 +160,13 @@ def _num(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-class FakeQuota:
+class FakeQuota(Served):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._accounts: dict[str, FakeAccount] = {}
         self._forced: dict[str, _Forced] = {}
         self._requests: list[Captured] = []
         self.errors: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    # --- lifecycle -----------------------------------------------------------
-    def start(self) -> FakeQuota:
-        fake = self
-
-        class Handler(_Handler):
-            server_fake = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeQuota not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def upstreams(self) -> dict[str, dict[str, str]]:
@@ -519,7 +489,10 @@ def _kiro(acc: FakeAccount, now: float) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_fake: FakeQuota
+
+    @property
+    def server_fake(self) -> FakeQuota:
+        return self.server.fake  # type: ignore[attr-defined]
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -549,3 +522,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._serve("POST")
+
+
+FakeQuota.HANDLER = _Handler

@@ -58,8 +58,8 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -68,6 +68,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from tests.fakes.served import Served
 from tests.fakes.upstreams import (
     Captured,
     FakeUpstream,
@@ -126,7 +127,7 @@ def google_error(status: int, message: str) -> dict:
     return gemini_error(status, message)
 
 
-class FakeVertex:
+class FakeVertex(Served):
     def __init__(self, reply_text: str = "Hello from Vertex fake", *, token_lifetime: int = 3599):
         self.model = FakeUpstream(reply_text)  # never started: only shapes answers
         self.token_lifetime = token_lifetime
@@ -139,37 +140,7 @@ class FakeVertex:
         self._requests: list[Captured] = []
         self.issued: list[str] = []
         self.assertions: list[dict] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------
-
-    def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "FakeVertex not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def token_url(self) -> str:
@@ -497,3 +468,6 @@ def _json_array(items: Iterable[dict]) -> Iterator[bytes]:
     for i, item in enumerate(items):
         yield (b"[" if i == 0 else b",\r\n") + json.dumps(item, separators=(",", ":")).encode()
     yield b"]"
+
+
+FakeVertex.HANDLER = _Handler
