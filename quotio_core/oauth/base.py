@@ -121,6 +121,30 @@ def s256(verifier: str) -> str:
     return create_s256_code_challenge(verifier)
 
 
+def token_fields(provider: str, token: Mapping[str, Any], old: Mapping[str, Any], default_seconds: int) -> dict[str, Any]:
+    """`old` with a token answer's snake_case fields in CLIProxyAPI's names.
+
+    The old refresh token stays when the answer has none (many refreshes
+    do not rotate it).
+    """
+    out = {
+        **old,
+        "type": provider,
+        "access_token": token["access_token"],
+        "refresh_token": token.get("refresh_token") or old.get("refresh_token", ""),
+        "expired": expiry_in(token.get("expires_in"), default_seconds),
+        "last_refresh": now_rfc3339(),
+    }
+    if token.get("id_token"):
+        out["id_token"] = token["id_token"]
+    return out
+
+
+def logged_in(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A file after a successful login or refresh: no stale needs-login mark."""
+    return {k: v for k, v in data.items() if k not in ("needs_login", "last_error")}
+
+
 def rfc3339(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

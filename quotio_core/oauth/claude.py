@@ -18,12 +18,11 @@ from .base import (
     LoginContext,
     LoginError,
     authorize_url,
-    expiry_in,
     file_safe,
     json_or_error,
     new_state,
     new_verifier,
-    now_rfc3339,
+    token_fields,
 )
 
 PROVIDER = "claude"
@@ -45,20 +44,9 @@ def authorize(ctx: LoginContext) -> AuthCodeStart:
 
 
 def _file(token: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = dict(old or {})
     account = token.get("account") or {}
     org = token.get("organization") or {}
-    out.update(
-        {
-            "type": PROVIDER,
-            "access_token": token["access_token"],
-            "refresh_token": token.get("refresh_token") or out.get("refresh_token", ""),
-            "expired": expiry_in(token.get("expires_in"), 8 * 3600),
-            "last_refresh": now_rfc3339(),
-        }
-    )
-    if token.get("id_token"):
-        out["id_token"] = token["id_token"]
+    out = token_fields(PROVIDER, token, old or {}, 8 * 3600)
     if account.get("email_address"):
         out["email"] = account["email_address"]
     if account.get("uuid"):
@@ -68,8 +56,6 @@ def _file(token: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str,
     if org.get("name"):
         out["organization_name"] = org["name"]
     out.setdefault("email", "")
-    out.pop("needs_login", None)
-    out.pop("last_error", None)
     return out
 
 

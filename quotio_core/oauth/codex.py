@@ -18,16 +18,15 @@ from .base import (
     LoginContext,
     LoginError,
     authorize_url,
-    expiry_in,
     file_safe,
     json_or_error,
     jwt_claims,
     new_state,
     new_verifier,
-    now_rfc3339,
     oauth_client,
     oauth_failure,
     short_hash,
+    token_fields,
 )
 
 PROVIDER = "codex"
@@ -53,18 +52,7 @@ def authorize(ctx: LoginContext) -> AuthCodeStart:
 
 
 def _file(token: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
-    out = dict(old or {})
-    out.update(
-        {
-            "type": PROVIDER,
-            "access_token": token["access_token"],
-            "refresh_token": token.get("refresh_token") or out.get("refresh_token", ""),
-            "expired": expiry_in(token.get("expires_in"), 10 * 86400),
-            "last_refresh": now_rfc3339(),
-        }
-    )
-    if token.get("id_token"):
-        out["id_token"] = token["id_token"]
+    out = token_fields(PROVIDER, token, old or {}, 10 * 86400)
     claims = jwt_claims(str(out.get("id_token") or ""))
     if claims.get("email"):
         out["email"] = claims["email"]
@@ -74,8 +62,6 @@ def _file(token: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str,
     if isinstance(auth, dict) and auth.get("chatgpt_plan_type"):
         out["plan_type"] = auth["chatgpt_plan_type"]
     out.setdefault("email", "")
-    out.pop("needs_login", None)
-    out.pop("last_error", None)
     return out
 
 

@@ -153,8 +153,6 @@ async def refresh(ctx: LoginContext, data: dict[str, Any]) -> dict[str, Any]:
     new_token = _token(token, {**old, "refresh_token": rt}, token_url)
     new_token["client_id"], new_token["client_secret"] = client_id, secret
     out = {**data, "token": new_token}
-    out.pop("needs_login", None)
-    out.pop("last_error", None)
     return out
 
 

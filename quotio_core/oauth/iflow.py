@@ -125,8 +125,6 @@ def _file(token: Mapping[str, Any], info: Mapping[str, Any], old: Mapping[str, A
     if who:
         out["email"] = who
     out.setdefault("email", "")
-    out.pop("needs_login", None)
-    out.pop("last_error", None)
     return out
 
 

@@ -28,7 +28,7 @@ from ..authstore import AuthStore
 from ..config import Config
 from ..credentials import Credential
 from . import login_module
-from .base import Bearer, InvalidGrant, LoginContext, LoginError, now_rfc3339
+from .base import Bearer, InvalidGrant, LoginContext, LoginError, logged_in, now_rfc3339
 
 __all__ = ["RefreshFailed", "TokenKeeper"]
 
@@ -226,6 +226,7 @@ class TokenKeeper:
             self._failed_at[cred.id] = time.time()
             log.warning("quotio: refreshing %s failed: %s", cred.id, e)
             raise RefreshFailed(cred.id, str(e) or type(e).__name__, False) from e
+        new = logged_in(new)
         new.setdefault("last_refresh", now_rfc3339())
         await asyncio.to_thread(self.store.write, cred.id, new)
         self._failed_at.pop(cred.id, None)

@@ -212,8 +212,6 @@ def _file(token: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     if token.get("profileArn"):
         _put(out, "profileArn", str(token["profileArn"]))
     out["last_refresh"] = now_rfc3339()
-    out.pop("needs_login", None)
-    out.pop("last_error", None)
     return out
 
 

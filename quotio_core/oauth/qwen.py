@@ -129,8 +129,6 @@ def _file(token: Mapping[str, Any], old: Mapping[str, Any] | None = None, email:
     if email:
         out["email"] = email
     out.setdefault("email", "")
-    out.pop("needs_login", None)
-    out.pop("last_error", None)
     return out
 
 

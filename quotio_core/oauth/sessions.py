@@ -27,6 +27,7 @@ from .base import (
     LoginContext,
     LoginError,
     SlowDown,
+    logged_in,
     new_state,
 )
 from .callback import CallbackServer
@@ -265,6 +266,7 @@ class LoginSessions:
             self._finish(session, error=f"no browser came back within {int(self.timeout)}s")
 
     async def _save(self, session: LoginSession, data: dict[str, Any]) -> None:
+        data = logged_in(data)
         name = login_module(session.provider).file_name(data)
         await asyncio.to_thread(self.store.write, name, data)
         self._on_written()
