@@ -88,7 +88,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import urlsplit
 
 from quotio_core import eventstream
 from tests.fakes.served import Served
@@ -648,14 +647,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake: FakeKiro = self.server.fake
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        split = urlsplit(self.path)
-        req = Captured(
-            "POST", split.path, {}, {k.lower(): v for k, v in self.headers.items()}, raw, parsed
-        )
+        req = Captured.parse("POST", self.path, self.headers.items(), raw)
         fake._record(req)
         try:
             self._route(fake, req)

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from .served import Served
 from .upstreams import (
@@ -308,19 +308,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_GET
 
     def _capture(self) -> Captured:
-        url = urlsplit(self.path)
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        headers: dict[str, str] = {}
-        for key, value in self.headers.items():
-            key = key.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        return Captured(self.command, url.path, query, headers, body, parsed)
+        return Captured.parse(self.command, self.path, self.headers.items(), body)
 
     def _send(self, reply: Reply) -> None:
         self.send_response(reply.status)

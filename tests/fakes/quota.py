@@ -74,7 +74,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes.served import Served
 from tests.fakes.upstreams import Captured
@@ -499,16 +498,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        url = urlsplit(self.path)
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        headers: dict[str, str] = {}
-        for k, v in self.headers.items():
-            k = k.lower()
-            headers[k] = f"{headers[k]}, {v}" if k in headers else v
-        req = Captured(method, url.path, dict(parse_qsl(url.query)), headers, raw, parsed)
+        req = Captured.parse(method, self.path, self.headers.items(), raw)
         status, body = self.server_fake.handle(req)
         payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)

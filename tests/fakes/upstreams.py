@@ -139,6 +139,21 @@ class Captured:
     body: bytes
     json: Any
 
+    @classmethod
+    def parse(cls, method: str, target: str, header_items: Iterable[tuple[str, str]], body: bytes) -> Captured:
+        """A request as an http.server handler sees it (its request target and headers)."""
+        url = urlsplit(target)
+        headers: dict[str, str] = {}
+        for key, value in header_items:
+            key = key.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        return cls(method, url.path, query, headers, body, parsed)
+
 
 @dataclass
 class _Failure:
@@ -1163,18 +1178,7 @@ class _Handler(BaseHTTPRequestHandler):
         return b"".join(parts)
 
     def _capture(self) -> Captured:
-        url = urlsplit(self.path)
-        body = self._read_body()
-        headers: dict[str, str] = {}
-        for key, value in self.headers.items():
-            key = key.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        return Captured(self.command, url.path, query, headers, body, parsed)
+        return Captured.parse(self.command, self.path, self.headers.items(), self._read_body())
 
     def _dispatch(self) -> None:
         fake = self.server.fake

@@ -60,7 +60,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -315,19 +315,9 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.fake  # type: ignore[attr-defined]
 
     def _capture(self) -> Captured:
-        url = urlsplit(self.path)
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        headers: dict[str, str] = {}
-        for key, value in self.headers.items():
-            key = key.lower()
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        return Captured(self.command, url.path, query, headers, body, parsed)
+        return Captured.parse(self.command, self.path, self.headers.items(), body)
 
     def do_POST(self) -> None:
         req = self._capture()
