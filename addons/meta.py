@@ -60,6 +60,8 @@ class FlowState:
     attempt: int = 1
     # A 401 has already been answered with a token refresh; a second one is final.
     refreshed: bool = False
+    # When the request left for the upstream (for x-quotio-overhead-ms).
+    sent_at: float | None = None
     # Headers and query parameters holding secrets, masked once the request is sent.
     secret_headers: tuple[str, ...] = ()
     secret_params: tuple[str, ...] = ()

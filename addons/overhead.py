@@ -20,12 +20,12 @@ from .core import GatewayHolder
 class Overhead:
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
-        self._sent: dict[str, float] = {}
 
     def request(self, flow: http.HTTPFlow) -> None:
         # Runs after every addon that prepares the request: it leaves now.
-        if flow.response is None and self.holder.flows.get(flow) is not None:
-            self._sent[flow.id] = time.time()
+        state = self.holder.flows.get(flow)
+        if flow.response is None and state is not None:
+            state.sent_at = time.time()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None and flow.response.stream:
@@ -35,15 +35,13 @@ class Overhead:
         if flow.response is not None and not flow.response.stream:
             self._stamp(flow, flow.response.timestamp_end)
 
-    def error(self, flow: http.HTTPFlow) -> None:
-        self._sent.pop(flow.id, None)
-
     def _stamp(self, flow: http.HTTPFlow, upstream_done: float | None) -> None:
-        if self.holder.flows.get(flow) is None:
+        state = self.holder.flows.get(flow)
+        if state is None:
             return
         now = time.time()
         req_end = flow.request.timestamp_end or flow.request.timestamp_start
-        sent = self._sent.pop(flow.id, None)
+        sent = state.sent_at
         if sent is None or upstream_done is None or flow.server_conn.timestamp_start is None:
             overhead = now - req_end  # answered by the gateway itself
         else:

@@ -35,18 +35,10 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-# CLIProxyAPI's `<name>-auth-url` routes, by the provider they log in.
-AUTH_URL_NAMES = {
-    "anthropic": "claude",
-    "claude": "claude",
-    "codex": "codex",
-    "gemini-cli": "gemini",
-    "qwen": "qwen",
-    "iflow": "iflow",
-    "kiro": "kiro",
-    "github-copilot": "github-copilot",
-    "copilot": "github-copilot",
-}
+# CLIProxyAPI's `<name>-auth-url` routes; the name is a provider or one of its aliases.
+AUTH_URL_NAMES = (
+    "anthropic", "claude", "codex", "gemini-cli", "qwen", "iflow", "kiro", "github-copilot", "copilot",
+)
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -234,7 +226,7 @@ class LoginRoutes:
 
     # --- CLIProxyAPI's names -------------------------------------------------------
     async def auth_url(self, query: Mapping[str, str], name: str):
-        provider = AUTH_URL_NAMES[name]
+        provider = canonical_provider(name)
         options = {"project_id": query["project_id"]} if query.get("project_id") else {}
         session, refusal = await self._begin(provider, None, options)
         if refusal:
