@@ -174,3 +174,18 @@ def test_quotio_login_writes_a_file_the_gateway_serves_with(gw, fakes, provider,
     wait_for(lambda: any(f["name"] == written.name and f["status"] == "ready"
                          for f in mgmt(gw, "GET", "/auth-files").json()["files"]), what="CLI login picked up")
     assert ask(gw, provider)[0] == REPLIES[provider]
+
+
+@pytest.mark.parametrize("provider", ["qwen", "kiro", "github-copilot"])
+def test_device_login_through_cliproxyapi_names(gw, fakes, provider):
+    """The quotio app's `<provider>-auth-url` + `get-auth-status` for device-code providers."""
+    start = mgmt(gw, "GET", f"/{provider}-auth-url")
+    assert start.status_code == 200, start.text
+    body = start.json()
+    assert body["status"] == "ok" and body["url"] and body["state"] and body["user_code"]
+    wait_for(lambda: mgmt(gw, "GET", "/get-auth-status", params={"state": body["state"]}).json()["status"] == "ok",
+             what=f"{provider} device login")
+    name = mgmt(gw, "GET", "/oauth/status", params={"state": body["state"]}).json()["file"]
+    wait_for(lambda: any(f["name"] == name and f["status"] == "ready"
+                         for f in mgmt(gw, "GET", "/auth-files").json()["files"]), what=f"{name} ready")
+    assert ask(gw, provider) == (REPLIES[provider], REPLIES[provider])

@@ -304,3 +304,72 @@ def test_background_refresher_renews_a_token_within_its_lead(gw, api, auth):
     assert new["refresh_token"] != old["refresh_token"]
     assert datetime.fromisoformat(new["expired"].replace("Z", "+00:00")) > datetime.now(UTC) + timedelta(minutes=30)
     assert not api.requests  # no request was needed for it
+
+
+def test_refresh_route_renews_a_provider_s_accounts(gw, api, auth):
+    old = _account(gw, auth, "byroute", "byroute", timedelta(hours=8))
+    r = mgmt(gw, "POST", "/oauth/refresh/claude", json={"id": "claude-byroute.json"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is True and body["provider"] == "claude" and body["expires_at"]
+    assert [x["id"] for x in body["refreshed"]] == ["claude-byroute.json"]
+    new = file_of(gw, "claude-byroute.json")
+    assert new["access_token"] != old["access_token"] and new["refresh_token"] != old["refresh_token"]
+    missing = mgmt(gw, "POST", "/oauth/refresh/claude", json={"id": "claude-nope.json"})
+    assert missing.status_code == 404
+
+
+def test_auth_files_upload_list_and_delete(gw, auth):
+    tokens = auth.issue(CLAUDE_CLIENT.client_id)
+    data = {"type": "claude", "email": "up@example.com", "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"], "expired": "2099-01-01T00:00:00Z", "prefix": "up"}
+    bad = mgmt(gw, "POST", "/auth-files", params={"name": "claude-up.json"}, content=b'{"no": "type"}')
+    assert bad.status_code == 400 and "not a valid auth file" in bad.json()["error"]
+    up = mgmt(gw, "POST", "/auth-files", params={"name": "claude-up.json"}, json=data)
+    assert up.status_code == 200 and up.json() == {"status": "ok", "name": "claude-up.json"}
+    assert (gw.auth_dir / "claude-up.json").stat().st_mode & 0o777 == 0o600
+    entry = _wait_listed(gw, "claude-up.json")
+    assert entry["type"] == "claude" and entry["status"] == "ready" and entry["email"] == "up@example.com"
+    assert tokens["access_token"] not in mgmt(gw, "GET", "/auth-files").text
+    gone = mgmt(gw, "DELETE", "/auth-files", params={"name": "claude-up.json"})
+    assert gone.status_code == 200 and gone.json() == {"status": "ok", "deleted": 1}
+    assert not (gw.auth_dir / "claude-up.json").exists()
+    assert list((gw.auth_dir / ".removed").glob("claude-up.json.*"))  # moved aside, not lost
+    assert mgmt(gw, "DELETE", "/auth-files", params={"name": "claude-up.json"}).status_code == 404
+
+
+def test_a_redirect_pasted_from_another_machine_completes_the_login(gw, auth):
+    start = mgmt(gw, "GET", "/anthropic-auth-url").json()
+    # The browser ran elsewhere: take the redirect it was sent to, without following it.
+    redirect = httpx.get(start["url"], follow_redirects=False, timeout=10, trust_env=False)
+    assert redirect.status_code == 302
+    done = mgmt(gw, "POST", "/oauth-callback", json={"redirect_url": redirect.headers["location"]})
+    assert done.status_code == 200 and done.json()["status"] == "ok", done.text
+    assert mgmt(gw, "GET", "/get-auth-status", params={"state": start["state"]}).json() == {"status": "ok"}
+    unknown = mgmt(gw, "POST", "/oauth-callback", json={"state": "nope", "code": "x"})
+    assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize("how", ["seed", "cliproxyapi"])
+def test_a_pending_login_can_be_cancelled(gw, how):
+    start = mgmt(gw, "POST", "/oauth/start", json={"provider": "claude"}).json()
+    if how == "seed":
+        r = mgmt(gw, "POST", "/oauth/cancel", json={"state": start["state"]})
+    else:
+        r = mgmt(gw, "DELETE", "/oauth-session", params={"state": start["state"]})
+    assert r.status_code == 200
+    status = mgmt(gw, "GET", "/oauth/status", params={"state": start["state"]}).json()
+    assert status["status"] == "error" and status["error"] == "cancelled"
+    # The callback listener went with it.
+    from urllib.parse import parse_qs, urlsplit
+
+    redirect_uri = parse_qs(urlsplit(start["auth_url"]).query)["redirect_uri"][0]
+
+    def closed() -> bool:
+        try:
+            httpx.get(redirect_uri, timeout=2, trust_env=False)
+        except httpx.ConnectError:
+            return True
+        return False
+
+    wait_for(closed, what="the callback listener to close")
