@@ -255,3 +255,30 @@ def test_database_from_before_the_attempt_column_is_migrated(tmp_path):
         assert rows["r-old"]["status"] == 200  # the old rows are kept
     finally:
         store.close()
+
+
+def test_prune_keeps_only_records_from_the_cutoff_on(store: RecordStore) -> None:
+    for n in range(5):
+        store.submit(make(n))
+    assert store.flush()
+    cutoff = 1_700_000_000.0 + 3
+    assert store.prune(cutoff) == 3
+    assert [r["request_id"] for r in store.rows_since(0, ("request_id", "ts"))] == ["req-3", "req-4"]
+    assert store.prune(cutoff) == 0
+
+
+def test_rows_since_is_oldest_first_with_the_columns_asked(store: RecordStore) -> None:
+    for n in (2, 0, 1):
+        store.submit(make(n))
+    assert store.flush()
+    rows = store.rows_since(1_700_000_000.0 + 1, ("request_id", "input_tokens"))
+    assert rows == [{"request_id": "req-1", "input_tokens": 100}, {"request_id": "req-2", "input_tokens": 100}]
+
+
+def test_meta_values_survive_a_new_store(store: RecordStore, db_path: Path) -> None:
+    store.submit(make(0))
+    assert store.flush()
+    assert store.get_meta("usage_baseline") is None
+    store.set_meta("usage_baseline", "123.5")
+    store.set_meta("usage_baseline", "124.5")
+    assert RecordStore(db_path).get_meta("usage_baseline") == "124.5"
