@@ -73,11 +73,13 @@ class GatewayCore:
         old = self.holder.gateway
         gateway = Gateway(config)
         gateway.rescan()
+        # An unwritable records database is logged and retried; it never stops serving.
+        gateway.records.start()
         try:
-            gateway.records.start()
             restored = gateway.restore_cooldowns()
         except (OSError, sqlite3.Error) as e:
-            raise exceptions.OptionsError(f"records database {config.db_path}: {e}") from e
+            log.warning("quotio: cooldowns not restored from %s: %s", config.db_path, e)
+            restored = 0
         self.holder.gateway = gateway
         if old is not None:
             old.records.close()

@@ -15,12 +15,19 @@ Every outcome is reported to the pool (cooldowns, breakers) and every attempt
 becomes a record row with its attempt number. Connection failures are
 reported from the `error` hook; the client gets mitmproxy's 502, which SDKs
 retry, and the retry lands on another credential.
+
+A failure the client caused (it hung up) is never reported: its credential
+did nothing wrong. A client that leaves while the gateway is retrying for it
+cancels that retry at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
+from collections.abc import Awaitable
 
 import httpx
 import tenacity
@@ -28,12 +35,15 @@ from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
 from quotio_core import providers
-from quotio_core.errors import GatewayError
+from quotio_core import translate
+from quotio_core.errors import ERROR_FORMATS, GatewayError, render_error
+from quotio_core.faults import classify_exception
 from quotio_core.gateway import Plan
 from quotio_core.images import fetch_images
 from quotio_core.oauth.keeper import RefreshFailed
 from quotio_core.providers import CLIENT_SECRET_HEADERS
 from quotio_core.proxyurl import ProxyURL
+from quotio_core.translate import anthropic_request, anthropic_response
 from quotio_core.usage import Usage
 
 from . import meta
@@ -50,7 +60,35 @@ _NOT_FORWARDED = frozenset(
 _NOT_RETURNED = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection"})
 # The SDKs' default max_retries; past it the gateway retries itself.
 SDK_RETRIES = 2
-TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
+# How often a retry the gateway runs for a client looks whether it is still there.
+CLIENT_WATCH_SECONDS = 0.05
+
+
+UNREADABLE = "the upstream answered with a body that is not JSON; nothing usable came back"
+
+
+def _unreadable(plan: Plan, resp: http.Response) -> bool:
+    """A success the client could not read: an HTML page, half a JSON body."""
+    if translate.is_stream(plan.provider_format, resp.headers.get("content-type", "")):
+        return False  # a stream-only upstream's answer, read as a stream later
+    try:
+        json.loads(resp.get_content(strict=False) or b"")
+    except ValueError:
+        return True
+    return False
+
+
+def _bad_gateway(plan: Plan, resp: http.Response, message: str) -> None:
+    """`resp` made a 502 in the upstream's error shape (translated for the client later)."""
+    fmt = plan.provider_format if plan.provider_format in ERROR_FORMATS else "openai"
+    resp.status_code = 502
+    resp.headers["content-type"] = "application/json"
+    resp.headers.pop("content-encoding", None)
+    resp.content = render_error(fmt, 502, "upstream_unreadable", message)
+
+
+class _ClientGone(Exception):
+    """The client hung up while the gateway was retrying for it."""
 
 
 class _Retry(Exception):
@@ -76,16 +114,30 @@ class Failover:
 
     def _client(self, proxy: ProxyURL | None) -> httpx.AsyncClient:
         if proxy not in self._clients:
+            t = self.holder.gateway.config.file.timeouts
+            # Read covers waiting for the answer's head too: the longer of the two deadlines.
+            timeout = httpx.Timeout(
+                connect=t.connect_seconds, read=max(t.first_byte_seconds, t.idle_seconds),
+                write=60.0, pool=t.connect_seconds,
+            )
             self._clients[proxy] = httpx.AsyncClient(
-                proxy=str(proxy) if proxy else None, timeout=TIMEOUT, trust_env=False
+                proxy=str(proxy) if proxy else None, timeout=timeout, trust_env=False
             )
         return self._clients[proxy]
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.holder.flows.get(flow)
         gateway = self.holder.gateway
-        if state is not None and state.plan is not None and gateway is not None:
-            gateway.report(state.plan, 0, {}, b"")
+        if state is None or state.plan is None or gateway is None:
+            return
+        fault = meta.fault_of(flow, state)
+        if fault is None or fault.side != "upstream":
+            tap = state.stream_tap
+            if tap is not None and tap.tracker.complete and flow.response is not None:
+                # The client left after the last event: the credential served it well.
+                gateway.report(state.plan, flow.response.status_code, {}, b"")
+            return
+        gateway.report(state.plan, 0, {}, b"")
 
     async def response(self, flow: http.HTTPFlow) -> None:
         state = self.holder.flows.get(flow)
@@ -94,12 +146,27 @@ class Failover:
             return
         resp = flow.response
         if resp.status_code < 400:
-            gateway.report(state.plan, resp.status_code, {}, b"")
-            return
+            if resp.stream or not _unreadable(state.plan, resp):
+                gateway.report(state.plan, resp.status_code, {}, b"")
+                return
+            # The upstream failed as surely as with a 5xx: reported, retried
+            # and failed over like one, and the client gets an error in its shape.
+            _bad_gateway(state.plan, resp, UNREADABLE)
+        try:
+            await self._while_client_waits(flow, self._handle_failure(flow, state))
+        except _ClientGone:
+            # mitmproxy ends the flow with the client's hang-up after this hook.
+            log.info("quotio: client left during a retry of %s; retry cancelled", flow.id)
+
+    async def _handle_failure(self, flow: http.HTTPFlow, state: meta.FlowState) -> None:
+        gateway = self.holder.gateway
+        resp = flow.response
         body = b"" if resp.stream else (resp.get_content(strict=False) or b"")
         refused = providers.token_refused(state.plan.credential, resp.status_code, body)
         recoverable = refused and not resp.stream and not state.refreshed
         if recoverable and await self._recover(flow, state):
+            return
+        if not resp.stream and await self._foreign_signature(flow, state, body):
             return
         gateway.report(state.plan, resp.status_code, meta.lower_headers(resp.headers), body)
         if resp.status_code not in RETRYABLE or resp.stream:
@@ -110,6 +177,47 @@ class Failover:
             return
         if gateway.config.file.request_retry > 0:
             await self._failover(flow, state)
+
+    @staticmethod
+    async def _while_client_waits(flow: http.HTTPFlow, work: Awaitable[None]) -> None:
+        """Run `work`, cancelling it the moment the client hangs up (raises _ClientGone)."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=CLIENT_WATCH_SECONDS)
+                if done:
+                    return task.result()
+                if meta.client_gone(flow):
+                    task.cancel()
+                    raise _ClientGone
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    async def _foreign_signature(self, flow: http.HTTPFlow, state: meta.FlowState, body: bytes) -> bool:
+        """A 400 for a Claude thinking signature another account made: drop those blocks, retry once.
+
+        Signatures only validate on the account that produced them, so a
+        conversation that moved (failover, a cooldown, round-robin) would
+        otherwise fail on every later turn. True when the flow was answered again.
+        """
+        plan = state.plan
+        if state.stripped_thinking or state.route.fmt != "anthropic" or plan.provider_format != "anthropic":
+            return False
+        if not anthropic_response.is_signature_error(flow.response.status_code, body):
+            return False
+        stripped = anthropic_request.strip_thinking(state.client_body)
+        if stripped is None:
+            return False
+        state.stripped_thinking = True
+        log.info("quotio: %s refused another account's thinking signatures; retrying without them", plan.credential.id)
+        state.client_body = stripped
+        try:
+            await self._attempt(flow, state, set(), 0, pin=plan.credential.id)
+        except _Retry:
+            if self.holder.gateway.config.file.request_retry > 0:
+                await self._failover(flow, state)
+        return True
 
     async def _recover(self, flow: http.HTTPFlow, state: meta.FlowState) -> bool:
         """A 401: refresh the credential's token once and send the request again.
@@ -238,6 +346,8 @@ class Failover:
         try:
             r = await self._client(plan.proxy).post(plan.upstream.url, headers=headers, content=body)
         except httpx.HTTPError as e:
-            log.info("quotio: failover attempt to %s failed: %s", plan.credential.id, type(e).__name__)
-            return 0, httpx.Headers({"content-type": "application/json"}), b'{"error":{"message":"upstream unreachable"}}'
+            fault = classify_exception(e)
+            log.info("quotio: failover attempt to %s failed: %s", plan.credential.id, fault.error)
+            message = json.dumps({"error": {"message": f"upstream {fault.kind}"}}).encode()
+            return 0, httpx.Headers({"content-type": "application/json"}), message
         return r.status_code, r.headers, r.content

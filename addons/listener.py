@@ -18,6 +18,8 @@ from mitmproxy.utils import asyncio_utils
 
 from .core import GatewayHolder
 
+TCP_TIMEOUT_MARGIN = 30
+
 
 class Listener:
     def __init__(self, holder: GatewayHolder):
@@ -28,9 +30,14 @@ class Listener:
         gateway = self.holder.gateway
         if gateway is None:
             return
-        idle = gateway.config.file.timeouts.idle_seconds
-        if ctx.options.tcp_timeout != idle:
-            ctx.options.update(tcp_timeout=idle)
+        t = gateway.config.file.timeouts
+        # The gateway's own deadlines (addons/timeouts.py) end a silent
+        # attempt first and charge it to the upstream; mitmproxy's would close
+        # the client's connection and look like a hang-up. Its own stays for idle
+        # keep-alive connections, a little later.
+        backstop = int(max(t.idle_seconds, t.first_byte_seconds)) + TCP_TIMEOUT_MARGIN
+        if ctx.options.tcp_timeout != backstop:
+            ctx.options.update(tcp_timeout=backstop)
         ours = gateway.config.listen_mode
         self.holder.listen_mode = ProxyMode.parse(ours)
         modes = list(ctx.options.mode)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mitmproxy import http
+from mitmproxy.connection import ConnectionState
 
+from quotio_core.faults import Fault, classify_flow_error
 from quotio_core.gateway import Plan
 from quotio_core.routes import ApiRoute
 from quotio_core.usage import Usage
@@ -65,6 +67,12 @@ class FlowState:
     # Headers and query parameters holding secrets, masked once the request is sent.
     secret_headers: tuple[str, ...] = ()
     secret_params: tuple[str, ...] = ()
+    # A deadline of the gateway's own that ended the upstream attempt.
+    deadline: str | None = None
+    # Who made the flow fail, once it has failed (see `fault_of`).
+    fault: Fault | None = None
+    # A foreign thinking signature was already stripped and retried once.
+    stripped_thinking: bool = False
 
 
 class FlowStates:
@@ -83,6 +91,23 @@ class FlowStates:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+def client_gone(flow: http.HTTPFlow) -> bool:
+    """Whether the client's connection can no longer be read (it closed or reset it)."""
+    return not (flow.client_conn.state & ConnectionState.CAN_READ)
+
+
+def fault_of(flow: http.HTTPFlow, state: FlowState) -> Fault | None:
+    """Who made this flow fail (cached on the state); None while it has not failed."""
+    if state.fault is None and flow.error is not None:
+        state.fault = classify_flow_error(
+            flow.error.msg,
+            request_complete=flow.request.timestamp_end is not None,
+            client_gone=client_gone(flow),
+            gateway_reason=state.deadline,
+        )
+    return state.fault
 
 
 def mask_secrets(flow: http.HTTPFlow, state: FlowState) -> None:

@@ -14,8 +14,10 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from addons.clientauth import ClientAuth  # noqa: E402
+from addons.clienterrors import ClientErrors  # noqa: E402
 from addons.core import GatewayCore, GatewayHolder  # noqa: E402
 from addons.failover import Failover  # noqa: E402
+from addons.flowcap import FlowCap  # noqa: E402
 from addons.housekeeping import Housekeeping  # noqa: E402
 from addons.intake import Intake  # noqa: E402
 from addons.keepalive import KeepAlive  # noqa: E402
@@ -47,6 +49,9 @@ addons = [
     Streams(_holder),
     # After Streams: wraps the stream callable Streams (or translation) installed.
     KeepAlive(_holder),
+    # Before Recorder (which ends the flow's state): answers an upstream's
+    # connection failure in the client's own shape.
+    ClientErrors(_holder),
     # After Router and Streams: its request hook sees the request as it leaves,
     # its response hooks the answer as it is passed on.
     Overhead(_holder),
@@ -54,4 +59,5 @@ addons = [
     Recorder(_holder),
     Refresher(_holder),
     Housekeeping(_holder),
+    FlowCap(_holder),
 ]

@@ -11,6 +11,7 @@ from quotio_core.records import Record
 from quotio_core.sse import SSEDecoder
 from quotio_core.usage import StreamUsageTracker, Usage, usage_from_body
 
+from . import meta
 from .core import GatewayHolder
 
 
@@ -80,14 +81,17 @@ class Recorder:
                 ttfb = (resp.timestamp_start - req.timestamp_start) * 1000
         if resp is not None and plan is not None:
             error = error or _upstream_error(resp)
-        if flow.error is not None:
-            error = error or flow.error.msg
+        status = resp.status_code if resp is not None else 502
+        fault = meta.fault_of(flow, state)
+        if fault is not None and not (fault.side == "client" and tap is not None and tap.tracker.complete):
+            # (A client leaving after the stream's last event had its whole answer.)
+            status, error = fault.status, fault.error
         submit(
             gateway,
             flow,
             state,
             plan,
-            status=resp.status_code if resp is not None else 502,
+            status=status,
             latency_ms=(end - req.timestamp_start) * 1000,
             ttfb_ms=ttfb,
             usage=usage or Usage(),

@@ -7,7 +7,7 @@ from mitmproxy import http
 from quotio_core.streamtap import StreamTap
 
 from .core import GatewayHolder
-from .translation import install_stream
+from .translation import inflate, install_stream
 
 
 class Streams:
@@ -25,6 +25,6 @@ class Streams:
             return
         if resp.status_code >= 400 or not resp.headers.get("content-type", "").startswith("text/event-stream"):
             return  # an error stays buffered, so it can still be failed over
-        tap = StreamTap(plan.provider_format, plan.model_sent, plan.model_requested)
+        tap = StreamTap(plan.provider_format, plan.model_sent, plan.model_requested, inflate(resp))
         state.stream_tap = tap
         resp.stream = tap

@@ -14,6 +14,7 @@ import logging
 from mitmproxy import http
 
 from quotio_core import translate
+from quotio_core.inflate import SUPPORTED
 from quotio_core.gateway import Plan
 from quotio_core.translate import ir
 
@@ -34,14 +35,22 @@ def install_stream(state: meta.FlowState, plan: Plan, resp: http.Response) -> No
         # upstream stream lets a failure still become a proper error status.
         return
     tap = translate.StreamTranslator(
-        t.provider_format, t.client_format, plan.model_requested, t.include_usage
+        t.provider_format, t.client_format, plan.model_requested, t.include_usage, inflate(resp)
     )
     resp.headers["content-type"] = SSE
     # The translated body has another length; send it chunked.
     resp.headers.pop("content-length", None)
-    resp.headers.pop("content-encoding", None)
     state.stream_tap = tap
     resp.stream = tap
+
+
+def inflate(resp: http.Response) -> str:
+    """The encoding a stream callable must undo (the header goes: the client gets plain bytes)."""
+    encoding = resp.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity") or encoding not in SUPPORTED:
+        return ""
+    del resp.headers["content-encoding"]
+    return encoding
 
 
 def _error(plan: Plan, resp: http.Response, raw: bytes) -> None:

@@ -30,11 +30,13 @@ _USER_ID_SESSION = re.compile(r"session_([0-9A-Za-z-]+)")
 _MAX_HASHED_CHARS = 64_000
 
 
-def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+def session_key(headers: Mapping[str, str], body: Mapping[str, Any], by_message: bool = True) -> str | None:
     """A key naming the client's conversation, or None when nothing identifies it.
 
     ``headers`` must have lower-case names. Keys are prefixed with their source
     so that, e.g., a header id never collides with a message hash.
+    ``by_message=False`` trusts only ids the client sent: unrelated requests
+    with the same first message (a "hi" from a load tool) must not stick together.
     """
     for name in _SESSION_HEADERS:
         value = headers.get(name)
@@ -48,6 +50,8 @@ def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | No
     from_user = _user_id_session(body.get("metadata"))
     if from_user:
         return f"session:{from_user}"
+    if not by_message:
+        return None
     text = _first_user_text(body)
     if text:
         digest = hashlib.sha256(text[:_MAX_HASHED_CHARS].encode("utf-8", "replace")).hexdigest()

@@ -122,7 +122,9 @@ def parse_duration(text: str) -> float:
 
 class Routing(_Model):
     strategy: Literal["round-robin", "fill-first", "weighted-round-robin"] = "round-robin"
-    session_affinity: bool = False
+    # Unset: on for pools of Claude OAuth accounts only, keyed by the session
+    # ids agents send (thinking signatures only validate on their own account).
+    session_affinity: bool | None = None
     session_affinity_ttl: str = "1h"
 
     @field_validator("session_affinity_ttl")
@@ -199,6 +201,7 @@ IMPLEMENTED_KEYS = frozenset(
         "oauth",
         "quota-refresh-seconds",
         "usage-retention-days",
+        "web-max-flows",
     }
 )
 
@@ -236,6 +239,8 @@ class FileConfig(_Model):
     quota_refresh_seconds: float = Field(default=300, ge=0)
     # Request records older than this are pruned; 0 keeps them forever.
     usage_retention_days: float = Field(default=30, ge=0)
+    # Flows mitmweb keeps for its UI (oldest finished ones go first); 0: no limit.
+    web_max_flows: int = Field(default=1000, ge=0)
 
     @field_validator("api_keys", "generative_language_api_key", mode="before")
     @classmethod

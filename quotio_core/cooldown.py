@@ -26,8 +26,10 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import logging
 import math
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -52,6 +54,8 @@ __all__ = [
     "Scope",
     "decide",
 ]
+
+log = logging.getLogger(__name__)
 
 Scope = Literal["model", "account"]
 
@@ -584,11 +588,18 @@ class CooldownStore:
             return cur.rowcount
 
     def apply(self, cooldown: Cooldown | None, cred_id: str, model: str) -> None:
-        """`CooldownBook` ``on_change`` target: save the entry, or delete its row."""
-        if cooldown is None:
-            self.delete(cred_id, model)
-        else:
-            self.save(cooldown)
+        """`CooldownBook` ``on_change`` target: save the entry, or delete its row.
+
+        Never raises: a locked or read-only database costs the cooldown its
+        persistence across a restart, never the request that set it.
+        """
+        try:
+            if cooldown is None:
+                self.delete(cred_id, model)
+            else:
+                self.save(cooldown)
+        except (OSError, sqlite3.Error) as e:
+            log.warning("quotio: cooldown of %s not persisted: %s", cred_id, e)
 
 
 def _from_row(row: Mapping[str, Any]) -> Cooldown:

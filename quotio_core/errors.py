@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .translate.ir import kind_for_status
 
 __all__ = [
+    "ERROR_FORMATS",
     "BadRequest",
     "GatewayError",
     "ModelUnavailable",
@@ -91,6 +92,7 @@ _RENDERERS = {
     "responses": _openai,
     "gemini": _gemini,
 }
+ERROR_FORMATS = frozenset(_RENDERERS)
 
 
 def render_error(fmt: str, status: int, code: str, message: str, extra: dict | None = None) -> bytes:

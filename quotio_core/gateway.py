@@ -147,7 +147,7 @@ class Gateway:
         self._hosts: dict[str, str] = {}
         routing = config.file.routing
         self.affinity = (
-            Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity else None
+            Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity is not False else None
         )
         oauth = config.file.oauth
         self.tokens = TokenKeeper(
@@ -296,8 +296,19 @@ class Gateway:
                 return self.breakers.get(key)
         return None
 
+    def _affinity_key(self, candidates, headers, body) -> str | None:
+        if self.affinity is None:
+            return None
+        if self.config.file.routing.session_affinity:
+            return session_key(headers, body)
+        # Unset: Claude OAuth pools keep a session on the account whose thinking
+        # signatures it carries, when the agent names its session.
+        if any(c.provider == "claude" and c.kind == "oauth" for c, _ in candidates):
+            return session_key(headers, body, by_message=False)
+        return None
+
     def _pick(self, found, model: str, candidates, headers, body) -> Credential:
-        key = session_key(headers, body) if self.affinity is not None else None
+        key = self._affinity_key(candidates, headers, body)
         if key is not None:
             pinned = self.affinity.get(key)
             for cred, _ in candidates:

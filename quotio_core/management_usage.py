@@ -79,10 +79,11 @@ class UsageRoutes:
                 "totalRequests": t["requests"],
                 "totalTokens": t["total_tokens"],
                 "totalErrors": t["errors"],
+                "totalCancelled": t["cancelled"],
                 "avgLatencyMs": t["latency_ms"]["avg"] or 0,
                 "byProvider": [
                     {"provider": p["provider"], "requests": p["requests"], "tokens": p["total_tokens"],
-                     "errors": p["errors"], "avgLatencyMs": p["latency_ms"]["avg"] or 0}
+                     "errors": p["errors"], "cancelled": p["cancelled"], "avgLatencyMs": p["latency_ms"]["avg"] or 0}
                     for p in summary["by_provider"]
                 ],
                 "uptime": round(time.time() - started, 3),

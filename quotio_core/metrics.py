@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .records import Record
+from .usage_report import CANCELLED, is_error
 
 __all__ = ["Metrics"]
 
@@ -84,6 +85,10 @@ class Metrics:
         self.errors = Counter(
             "quotio_errors", "Requests answered with an error status", ["provider", "status"], registry=self.registry
         )
+        self.cancelled = Counter(
+            "quotio_cancelled", "Requests the client hung up on (recorded as 499)", ["provider"],
+            registry=self.registry,
+        )
         self.tokens = Counter(
             "quotio_tokens", "Tokens by kind", ["provider", "model", "kind"], registry=self.registry
         )
@@ -102,7 +107,9 @@ class Metrics:
         provider = record.provider or "gateway"
         status_class = f"{record.status // 100}xx" if record.status else "error"
         self.attempts.labels(provider, status_class).inc()
-        if record.status >= 400 or record.status == 0:
+        if record.status == CANCELLED:
+            self.cancelled.labels(provider).inc()
+        elif is_error(record.status):
             self.errors.labels(provider, str(record.status)).inc()
         if not final:
             return  # an attempt failed over from: the client's request is counted once, at its end

@@ -2,7 +2,9 @@
 
 `RecordStore.submit` only enqueues; one daemon thread owns the write
 connection and inserts in batches, so a slow disk never stalls the proxy
-loop. Queries open their own short-lived connection per call (sqlite
+loop. A database that cannot be written (locked by another process, made
+read-only, on a full disk) keeps its records queued (up to `_MAX_BACKLOG`)
+and is tried again with a backoff; serving never waits for it. Queries open their own short-lived connection per call (sqlite
 connections belong to one thread) and are meant to be run from async code
 through ``asyncio.to_thread``. WAL mode lets those reads proceed while the
 writer writes.
@@ -14,11 +16,12 @@ plus a pattern-based safety net for common credential shapes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import logging
-import collections
 import re
+import sqlite3
 import threading
 import types
 import typing
@@ -48,6 +51,8 @@ _LINGER_SECONDS = 0.05
 # Past this backlog the writer is clearly stuck; dropping records beats unbounded memory.
 _MAX_BACKLOG = 100_000
 _BUSY_TIMEOUT_MS = 5000
+# While the database cannot be written: first retry after this, doubling.
+_RETRY_SECONDS = (0.5, 10.0)
 _STATUS_CLASS = re.compile(r"[1-5]xx")
 
 # Safety net for credentials the caller did not know about (e.g. echoed in an
@@ -196,19 +201,36 @@ class RecordStore:
         self._settled = 0
         self._settled_cond = threading.Condition()
         self.dropped = 0
+        # Why the database cannot be written now (None: it can), for health checks.
+        self.unavailable: str | None = None
 
     def start(self) -> None:
-        """Create the schema (errors surface here, not in the writer) and start the writer."""
+        """Create the schema and start the writer.
+
+        A database that cannot be opened or written now does not stop the
+        gateway: it is logged, and the writer keeps trying.
+        """
         if self._thread is not None:
             return
+        try:
+            self._prepare()
+        except (OSError, sqlite3.Error) as e:
+            self.unavailable = str(e)
+            log.warning("records database %s cannot be written (%s); records are kept until it can", self.path, e)
+        self._thread = threading.Thread(target=self._run, name="quotio-records", daemon=True)
+        self._thread.start()
+
+    def _prepare(self) -> Database:
+        """An open write connection with the schema in place."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = _open(self.path)
         try:
             _ensure_schema(db)
-        finally:
+            db.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, far fewer fsyncs
+        except BaseException:
             db.close()
-        self._thread = threading.Thread(target=self._run, name="quotio-records", daemon=True)
-        self._thread.start()
+            raise
+        return db
 
     def submit(self, record: Record, secrets: Iterable[str] = ()) -> None:
         """Queue ``record`` for writing; never blocks and never raises.
@@ -249,19 +271,51 @@ class RecordStore:
     # -- writer thread -------------------------------------------------------
 
     def _run(self) -> None:
-        db = _open(self.path)
-        db.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, far fewer fsyncs
+        db: Database | None = None
+        delay = _RETRY_SECONDS[0]
         try:
             while True:
                 closing = self._closed
                 while self._pending:
-                    self._write(db, self._take_batch())
+                    if db is None:
+                        db = self._connect()
+                        if db is None:
+                            break
+                    if not self._write(db, self._take_batch()):
+                        db.close()
+                        db = None
+                        break
+                if db is not None and not self._pending:
+                    delay = _RETRY_SECONDS[0]
                 if closing:
+                    if self._pending:
+                        log.warning("records database unavailable at shutdown: %d records not written", len(self._pending))
                     return
-                self._wake.wait(_LINGER_SECONDS)
+                # Back off while the database is unavailable; otherwise linger.
+                self._wake.wait(_LINGER_SECONDS if db is not None or not self._pending else delay)
+                if db is None and self._pending:
+                    delay = min(delay * 2, _RETRY_SECONDS[1])
                 self._wake.clear()
         finally:
-            db.close()
+            if db is not None:
+                db.close()
+
+    def _connect(self) -> Database | None:
+        try:
+            db = self._prepare()
+        except (OSError, sqlite3.Error) as e:
+            self._unavailable(e)
+            return None
+        if self.unavailable is not None:
+            log.info("records database %s is writable again", self.path)
+            self.unavailable = None
+        return db
+
+    def _unavailable(self, error: BaseException) -> None:
+        if self.unavailable is None:
+            log.warning("records database %s cannot be written (%s); keeping %d records until it can",
+                        self.path, error, len(self._pending))
+        self.unavailable = str(error)
 
     def _take_batch(self) -> list[_Item]:
         batch: list[_Item] = []
@@ -269,13 +323,19 @@ class RecordStore:
             batch.append(self._pending.popleft())
         return batch
 
-    def _write(self, db: Database, batch: list[_Item]) -> None:
+    def _write(self, db: Database, batch: list[_Item]) -> bool:
+        """Write `batch`; False (batch queued again) when the database itself is unavailable."""
         if not batch:
-            return
+            return True
         try:
             rows = [_row(record, secrets) for record, secrets in batch]
             try:
                 _insert(db, rows)
+            except sqlite3.OperationalError as e:
+                # Locked, read-only, disk full: the database, not the rows.
+                self._pending.extendleft(reversed(batch))
+                self._unavailable(e)
+                return False
             except Exception:
                 # One bad row must not cost the whole batch: retry them one by one.
                 log.warning("batch insert failed; retrying %d records singly", len(rows))
@@ -283,10 +343,10 @@ class RecordStore:
                     _insert_or_log(db, row)
         except Exception:
             log.exception("failed to write %d request records", len(batch))
-        finally:
-            with self._settled_cond:
-                self._settled += len(batch)
-                self._settled_cond.notify_all()
+        with self._settled_cond:
+            self._settled += len(batch)
+            self._settled_cond.notify_all()
+        return True
 
     # -- queries (sync; run them through asyncio.to_thread) -----------------
 

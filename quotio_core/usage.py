@@ -188,6 +188,8 @@ class StreamUsageTracker:
         # Anthropic sends partial, cumulative fields; keep the raw latest of each.
         self._anthropic_raw: dict[str, Any] = {}
         self.error: str | None = None
+        # The stream's last event has passed: a client leaving now had its whole answer.
+        self.complete = False
 
     @property
     def usage(self) -> Usage:
@@ -202,6 +204,8 @@ class StreamUsageTracker:
         # Most events are content deltas; a substring test is far cheaper than
         # parsing them, and every usage or error object has one of these keys.
         data = event.data
+        if data == "[DONE]" or event.event == "message_stop" or '"finishReason"' in data:
+            self.complete = True
         if '"usage' not in data and '"error' not in data and event.event != "error":
             return
         payload = event.json()
@@ -261,6 +265,7 @@ class StreamUsageTracker:
         if kind == "error":
             self._set_error(payload)
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.complete = True
             response = _dict_at(payload, "response")
             if kind == "response.failed":
                 self._set_error(_dict_at(response, "error") or "response failed")

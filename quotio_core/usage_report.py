@@ -3,7 +3,9 @@
 One client request may have several rows (the gateway's failover attempts
 share its request id); it counts once, with the outcome of its last attempt,
 while tokens and attempts are summed over all its rows. Percentiles are
-nearest-rank over the window's rows.
+nearest-rank over the window's rows. A request the client hung up on
+(status 499, nginx's convention) is counted as cancelled, not as an error:
+the client chose to leave, nothing failed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["WINDOWS", "Totals", "parse_window", "summarize"]
+__all__ = ["CANCELLED", "WINDOWS", "Totals", "is_error", "parse_window", "summarize"]
+
+CANCELLED = 499
 
 WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 # Chart buckets per window: about 24–60 points each.
@@ -47,6 +51,10 @@ def parse_window(query: Mapping[str, str], now: float | None = None) -> tuple[st
     return label, now - WINDOWS[label]
 
 
+def is_error(status: int) -> bool:
+    return (status >= 400 or status == 0) and status != CANCELLED
+
+
 def _pct(sorted_values: list[float], p: float) -> float | None:
     if not sorted_values:
         return None
@@ -58,6 +66,7 @@ def _pct(sorted_values: list[float], p: float) -> float | None:
 class Totals:
     requests: int = 0
     errors: int = 0
+    cancelled: int = 0
     attempts: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -75,7 +84,9 @@ class Totals:
 
     def add_request(self, final: Mapping[str, Any]) -> None:
         self.requests += 1
-        if final["status"] >= 400 or final["status"] == 0:
+        if final["status"] == CANCELLED:
+            self.cancelled += 1
+        elif is_error(final["status"]):
             self.errors += 1
         if final["latency_ms"] is not None:
             self.latencies.append(final["latency_ms"])
@@ -88,6 +99,7 @@ class Totals:
             "requests": self.requests,
             "errors": self.errors,
             "error_rate": round(self.errors / self.requests, 4) if self.requests else 0.0,
+            "cancelled": self.cancelled,
             "attempts": self.attempts,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -138,10 +150,11 @@ def summarize(
         for g, k in keys(final).items():
             groups[g].setdefault(k, Totals()).add_request(final)
         start = int(attempts[0]["ts"] // bucket * bucket)
-        point = series.setdefault(start, {"ts": start, "requests": 0, "errors": 0, "tokens": 0, "by_provider": {}, "by_model": {}})
+        point = series.setdefault(start, _point(start))
         tokens = sum((r["input_tokens"] or 0) + (r["output_tokens"] or 0) for r in attempts)
         point["requests"] += 1
-        point["errors"] += 1 if final["status"] >= 400 or final["status"] == 0 else 0
+        point["errors"] += is_error(final["status"])
+        point["cancelled"] += final["status"] == CANCELLED
         point["tokens"] += tokens
         p, m = keys(final)["provider"], keys(final)["model"]
         for name, key in (("by_provider", p), ("by_model", m)):
@@ -159,8 +172,7 @@ def summarize(
         return out
 
     first = int(since // bucket * bucket)
-    points = [series.get(ts) or {"ts": ts, "requests": 0, "errors": 0, "tokens": 0, "by_provider": {}, "by_model": {}}
-              for ts in range(first, int(now) + 1, bucket)]
+    points = [series.get(ts) or _point(ts) for ts in range(first, int(now) + 1, bucket)]
     return {
         "window": window,
         "since": _iso(since),
@@ -171,6 +183,10 @@ def summarize(
         "by_model": listing("model", "model"),
         "timeseries": {"bucket_seconds": bucket, "points": points},
     }
+
+
+def _point(ts: int) -> dict[str, Any]:
+    return {"ts": ts, "requests": 0, "errors": 0, "cancelled": 0, "tokens": 0, "by_provider": {}, "by_model": {}}
 
 
 def cliproxyapi_usage(summary: Mapping[str, Any], rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -197,7 +213,8 @@ def cliproxyapi_usage(summary: Mapping[str, Any], rows: Iterable[Mapping[str, An
     t = summary["totals"]
     return {
         "total_requests": t["requests"],
-        "success_count": t["requests"] - t["errors"],
+        # A hang-up is neither: CLIProxyAPI's app adds the two up to the total.
+        "success_count": t["requests"] - t["errors"] - t["cancelled"],
         "failure_count": t["errors"],
         "total_tokens": t["total_tokens"],
         "requests_by_day": dict(by_day),

@@ -55,12 +55,12 @@ def duration(seconds: float | None) -> str:
 
 
 # --- usage ---------------------------------------------------------------------------
-_BREAKDOWN = ("REQUESTS", "ERRORS", "ERROR RATE", "TOKENS IN", "TOKENS OUT", "CACHED", "P50", "P95", "TTFB P50")
+_BREAKDOWN = ("REQUESTS", "ERRORS", "ERROR RATE", "CANCELLED", "TOKENS IN", "TOKENS OUT", "CACHED", "P50", "P95", "TTFB P50")
 
 
 def _figures(e: Mapping[str, Any]) -> list[str]:
     return [
-        num(e["requests"]), num(e["errors"]), pct(e["error_rate"]), num(e["input_tokens"]),
+        num(e["requests"]), num(e["errors"]), pct(e["error_rate"]), num(e.get("cancelled", 0)), num(e["input_tokens"]),
         num(e["output_tokens"]), num(e["cached_tokens"]), ms(e["latency_ms"]["p50"]),
         ms(e["latency_ms"]["p95"]), ms(e["ttfb_ms"]["p50"]),
     ]
@@ -72,7 +72,8 @@ def usage_tables(summary: Mapping[str, Any]) -> str:
     lat, ttfb = t["latency_ms"], t["ttfb_ms"]
     head = [
         f"Usage{span} ({summary['since']} to {summary['until']})",
-        f"Requests: {num(t['requests'])} ({num(t['attempts'])} attempts), errors: {num(t['errors'])} ({pct(t['error_rate'])})",
+        f"Requests: {num(t['requests'])} ({num(t['attempts'])} attempts), errors: {num(t['errors'])} ({pct(t['error_rate'])}),"
+        + f" cancelled by the client: {num(t.get('cancelled', 0))}",
         f"Tokens: {num(t['total_tokens'])} ({num(t['input_tokens'])} in, {num(t['output_tokens'])} out, "
         + f"{num(t['cached_tokens'])} cached, {num(t['reasoning_tokens'])} reasoning)",
         f"Latency: p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}; first byte: p50 {ms(ttfb['p50'])}, p95 {ms(ttfb['p95'])}",

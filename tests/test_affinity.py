@@ -138,3 +138,11 @@ def test_forget_drops_every_session_of_a_credential() -> None:
 def test_invalid_size() -> None:
     with pytest.raises(ValueError):
         Affinity(ttl_seconds=1, max_entries=0)
+
+
+def test_only_client_named_sessions_when_messages_are_not_trusted() -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    assert session_key({}, body, by_message=False) is None
+    assert session_key({"x-claude-code-session-id": "s1"}, body, by_message=False) == "session:s1"
+    meta = {**body, "metadata": {"user_id": "user_ab_account_cd_session_0f-1"}}
+    assert session_key({}, meta, by_message=False) == "session:0f-1"

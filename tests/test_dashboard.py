@@ -142,13 +142,13 @@ def test_usage_table_has_the_fakes_token_counts(dash: Dash):
     assert "Usage, last 1h" in out
     assert "Requests: 7 (7 attempts), errors: 1 (14.3%)" in out
     assert "Tokens: 50 (26 in, 24 out, 0 cached, 0 reasoning)" in out
-    # PROVIDER  REQUESTS  ERRORS  ERROR RATE  TOKENS IN  TOKENS OUT  CACHED  P50  P95  TTFB P50
-    assert re.search(r"^PROVIDER\s+REQUESTS\s+ERRORS\s+ERROR RATE\s+TOKENS IN\s+TOKENS OUT\s+CACHED\s+P50\s+P95", out, re.MULTILINE)
-    assert re.search(r"^claude\s+4\s+0\s+0\.0%\s+20\s+16\s+0\s+\d+ ms\s+\d+ ms", out, re.MULTILINE)
-    assert re.search(r"^codex\s+3\s+1\s+33\.3%\s+6\s+8\s+0\s", out, re.MULTILINE)
-    assert re.search(r"^claude-a@example\.com\.json\s+claude\s+4\s+0\s+0\.0%\s+20\s+16\s", out, re.MULTILINE)
-    assert re.search(rf"^{re.escape(CLAUDE_MODEL)}\s+4\s+0\s+0\.0%\s+20\s+16\s", out, re.MULTILINE)
-    assert re.search(r"^gpt-4o\s+3\s+1\s+33\.3%\s+6\s+8\s", out, re.MULTILINE)
+    # PROVIDER  REQUESTS  ERRORS  ERROR RATE  CANCELLED  TOKENS IN  TOKENS OUT  CACHED  P50  P95  TTFB P50
+    assert re.search(r"^PROVIDER\s+REQUESTS\s+ERRORS\s+ERROR RATE\s+CANCELLED\s+TOKENS IN\s+TOKENS OUT\s+CACHED\s+P50\s+P95", out, re.MULTILINE)
+    assert re.search(r"^claude\s+4\s+0\s+0\.0%\s+0\s+20\s+16\s+0\s+\d+ ms\s+\d+ ms", out, re.MULTILINE)
+    assert re.search(r"^codex\s+3\s+1\s+33\.3%\s+0\s+6\s+8\s+0\s", out, re.MULTILINE)
+    assert re.search(r"^claude-a@example\.com\.json\s+claude\s+4\s+0\s+0\.0%\s+0\s+20\s+16\s", out, re.MULTILINE)
+    assert re.search(rf"^{re.escape(CLAUDE_MODEL)}\s+4\s+0\s+0\.0%\s+0\s+20\s+16\s", out, re.MULTILINE)
+    assert re.search(r"^gpt-4o\s+3\s+1\s+33\.3%\s+0\s+6\s+8\s", out, re.MULTILINE)
     # Columns line up: every row of the provider table is as wide as its header.
     block = out.split("\n\n")[1].splitlines()
     assert len({len(line) for line in block}) == 1

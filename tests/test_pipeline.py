@@ -100,3 +100,60 @@ def test_estimate_tokens_grows_with_text():
     small = ir.Request("m", [ir.Message("user", [ir.Text("hi")])])
     big = ir.Request("m", [ir.Message("user", [ir.Text("hi " * 400)])])
     assert 0 < estimate_tokens(small) < estimate_tokens(big)
+
+
+def _run(tap, raw: bytes, step: int = 7) -> bytes:
+    outs = [tap(raw[i : i + step]) for i in range(0, len(raw), step)] + [tap(b"")]
+    return b"".join(b"".join(o) if isinstance(o, list) else o for o in outs)
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 64, 10_000])
+def test_same_format_tap_passes_a_whole_stream_untouched(step):
+    crlf = OPENAI_STREAM.replace(b"\n", b"\r\n")
+    assert _run(StreamTap("openai", "m"), OPENAI_STREAM, step) == OPENAI_STREAM
+    assert _run(StreamTap("openai", "m"), crlf, step) == crlf
+
+
+def test_same_format_tap_ends_a_stream_cut_short_with_an_error_event():
+    cut = OPENAI_STREAM[: OPENAI_STREAM.index(b"data: [DONE]")]
+    tap = StreamTap("openai", "m")
+    body = _run(tap, cut)
+    assert body.startswith(cut)
+    *_, error, done = _events(body)
+    assert "ended before its last event" in error.json()["error"]["message"]
+    assert done.data == "[DONE]"
+    assert tap.tracker.error is not None and not tap.tracker.complete
+
+
+@pytest.mark.parametrize("garbage", [b'data: {"choices": [ broken\n\n', b"data: <html>oops</html>\n\n"])
+def test_same_format_tap_stops_at_a_malformed_event(garbage):
+    first = OPENAI_STREAM.split(b"\n\n")[0] + b"\n\n"
+    tap = StreamTap("openai", "m")
+    body = _run(tap, first + garbage + OPENAI_STREAM[len(first):])
+    events = _events(body)
+    assert events[0].json()["id"] == "c1"
+    assert "not valid JSON" in events[-2].json()["error"]["message"]
+    assert b"oops" not in body and b"broken" not in body
+    assert sum(1 for e in events if e.json() and "error" in e.json()) == 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_streams_are_inflated_chunk_by_chunk(encoding):
+    import gzip
+    import zlib
+
+    packed = gzip.compress(OPENAI_STREAM) if encoding == "gzip" else zlib.compress(OPENAI_STREAM)
+    assert _run(StreamTap("openai", "m", encoding=encoding), packed, step=5) == OPENAI_STREAM
+    t = StreamTranslator("openai", "anthropic", "alias", encoding=encoding)
+    events = _events(_run(t, packed, step=5))
+    assert events[-1].event == "message_stop"
+    assert t.tracker.complete
+
+
+def test_fail_ends_a_translated_stream_with_an_error_in_the_client_format():
+    t = StreamTranslator("openai", "anthropic", "alias")
+    head = OPENAI_STREAM.split(b"\n\n")[1] + b"\n\n"
+    body = b"".join(t(head)) + t.fail("upstream reset")
+    events = _events(body)
+    assert events[-1].event == "error" and events[-1].json()["error"]["message"] == "upstream reset"
+    assert t(b"more") == [] and t(b"") == []

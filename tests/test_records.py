@@ -282,3 +282,53 @@ def test_meta_values_survive_a_new_store(store: RecordStore, db_path: Path) -> N
     store.set_meta("usage_baseline", "123.5")
     store.set_meta("usage_baseline", "124.5")
     assert RecordStore(db_path).get_meta("usage_baseline") == "124.5"
+
+
+def test_a_locked_database_keeps_records_until_it_is_free(store: RecordStore, db_path: Path, monkeypatch) -> None:
+    import quotio_core.records as records
+
+    monkeypatch.setattr(records, "_BUSY_TIMEOUT_MS", 100)
+    store.submit(make(0))
+    assert store.flush()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holding the write lock
+    try:
+        for n in range(1, 6):
+            store.submit(make(n))
+        assert not store.flush(timeout=1.5)  # nothing lost, nothing written yet
+        assert store.unavailable is not None and "locked" in store.unavailable
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.flush(timeout=15)
+    assert store.count() == 6
+    assert store.unavailable is None
+    assert store.dropped == 0
+
+
+def test_a_read_only_database_at_start_does_not_stop_the_store(db_path: Path, monkeypatch) -> None:
+    import quotio_core.records as records
+    from sqlite_utils import Database
+
+    first = RecordStore(db_path)
+    first.start()
+    first.submit(make(0))
+    assert first.flush()
+    first.close()
+    writable = records._open
+    # The file as a read-only mount (or `chattr +i`) would leave it; root ignores chmod.
+    read_only = {"on": True}
+    monkeypatch.setattr(records, "_open", lambda path: Database(
+        sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    ) if read_only["on"] else writable(path))
+    store = RecordStore(db_path)
+    try:
+        store.start()  # no exception: serving must go on
+        store.submit(make(1))
+        assert not store.flush(timeout=1.5)
+        assert store.unavailable is not None and "readonly" in store.unavailable
+        read_only["on"] = False
+        assert store.flush(timeout=15)
+        assert store.count() == 2
+    finally:
+        store.close()

@@ -341,3 +341,25 @@ def test_usage_property_returns_a_copy() -> None:
     tracker = track("openai", OPENAI_STREAM)
     tracker.usage.input_tokens = 0
     assert tracker.usage.input_tokens == 120
+
+
+# -- completion: a client leaving after the last event had its whole answer ---------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "events"),
+    [
+        ("anthropic", decode_all(ANTHROPIC_STREAM)),
+        ("openai", OPENAI_STREAM),
+        ("gemini", [sse(c) for c in GEMINI_STREAM]),
+        ("responses", RESPONSES_STREAM),
+    ],
+)
+def test_a_stream_is_complete_only_after_its_last_event(fmt, events) -> None:
+    assert not track(fmt, events[:-1]).complete
+    assert track(fmt, events).complete
+
+
+def test_openai_stream_is_complete_at_done_only() -> None:
+    assert not track("openai", OPENAI_STREAM[:3]).complete
+    assert track("openai", [sse("[DONE]")]).complete

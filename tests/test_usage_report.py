@@ -17,7 +17,7 @@ from quotio_core.logs import install
 from quotio_core.metrics import Metrics
 from quotio_core.quota import QUOTA_REASON, QuotaBook, QuotaReport, Window
 from quotio_core.records import Record
-from quotio_core.usage_report import parse_window, summarize
+from quotio_core.usage_report import cliproxyapi_usage, parse_window, summarize
 
 NOW = 1_800_000_000.0
 
@@ -48,6 +48,21 @@ def test_a_failed_over_request_counts_once_with_its_final_outcome():
     assert s["timeseries"]["bucket_seconds"] == 60
     assert sum(p["requests"] for p in points) == 2 and sum(p["tokens"] for p in points) == 15
     assert points[-1]["ts"] <= NOW
+
+
+def test_a_client_hang_up_is_cancelled_not_an_error():
+    rows = [
+        row("r1", NOW - 60, status=499, inp=0, out=0),
+        row("r2", NOW - 50, status=502),
+        row("r3", NOW - 40),
+    ]
+    s = summarize(rows, NOW - 3600, NOW, "1h")
+    t = s["totals"]
+    assert (t["requests"], t["errors"], t["cancelled"], t["error_rate"]) == (3, 1, 1, 0.3333)
+    assert s["by_provider"][0]["cancelled"] == 1
+    assert sum(p["cancelled"] for p in s["timeseries"]["points"]) == 1
+    assert cliproxyapi_usage(s, rows)["success_count"] == 1
+    assert cliproxyapi_usage(s, rows)["failure_count"] == 1
 
 
 def test_window_parsing():
@@ -120,6 +135,7 @@ def test_metrics_text_parses_and_counts_requests_once():
                 provider="claude", credential_id="c", model_requested="m", latency_ms=120.0, ttfb_ms=30.0)
     m.observe(Record(status=429, **base), final=False)
     m.observe(Record(status=200, input_tokens=7, output_tokens=3, **base))
+    m.observe(Record(status=499, **base))
     gw = SimpleNamespace(
         credentials=lambda: [cred()],
         cooldowns=CooldownBook(),
@@ -128,9 +144,16 @@ def test_metrics_text_parses_and_counts_requests_once():
     )
     families = {f.name: f for f in text_string_to_metric_families(m.render(gw).decode())}
     requests = [(s.labels, s.value) for s in families["quotio_requests"].samples if s.name.endswith("_total")]
-    assert requests == [({"provider": "claude", "model": "m", "status_class": "2xx"}, 1.0)]
+    assert requests == [
+        ({"provider": "claude", "model": "m", "status_class": "2xx"}, 1.0),
+        ({"provider": "claude", "model": "m", "status_class": "4xx"}, 1.0),
+    ]
+    errors = [(s.labels, s.value) for s in families["quotio_errors"].samples if s.name.endswith("_total")]
+    assert errors == [({"provider": "claude", "status": "429"}, 1.0)]
+    cancelled = [s.value for s in families["quotio_cancelled"].samples if s.name.endswith("_total")]
+    assert cancelled == [1.0]
     attempts = [s for s in families["quotio_upstream_attempts"].samples if s.name.endswith("_total")]
-    assert sum(s.value for s in attempts) == 2
+    assert sum(s.value for s in attempts) == 3
     tokens = {s.labels["kind"]: s.value for s in families["quotio_tokens"].samples if s.name.endswith("_total")}
     assert tokens == {"input": 7.0, "output": 3.0}
     assert [s.value for s in families["quotio_quota_remaining_percent"].samples] == [42.0]

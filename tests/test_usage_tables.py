@@ -52,7 +52,7 @@ def test_usage_without_requests_says_so():
 
 
 def test_usage_rows_carry_every_figure():
-    row = _totals(requests=1200, errors=3, error_rate=0.0025, attempts=1210, input_tokens=1_500_000,
+    row = _totals(requests=1200, errors=3, error_rate=0.0025, cancelled=4, attempts=1210, input_tokens=1_500_000,
                   output_tokens=2000, cached_tokens=7, total_tokens=1_502_000,
                   latency_ms={"p50": 812.4, "p95": 2400.0, "avg": 900}, ttfb_ms={"p50": 95.5, "p95": 300})
     summary = {"window": "7d", "since": "s", "until": "u", "totals": row,
@@ -61,9 +61,9 @@ def test_usage_rows_carry_every_figure():
                "by_model": [{"model": "claude-opus-4", **row}]}
     out = usage_tables(summary)
     assert "Usage, last 7d (s to u)" in out
-    assert "Requests: 1,200 (1,210 attempts), errors: 3 (0.2%)" in out
+    assert "Requests: 1,200 (1,210 attempts), errors: 3 (0.2%), cancelled by the client: 4" in out
     assert "Latency: p50 812 ms, p95 2,400 ms; first byte: p50 96 ms, p95 300 ms" in out
-    figures = "3        0.2%  1,500,000       2,000       7  812 ms  2,400 ms     96 ms"
+    figures = "3        0.2%          4  1,500,000       2,000       7  812 ms  2,400 ms     96 ms"
     assert f"\nclaude       1,200       {figures}\n" in out
     assert f"\nclaude-a.json  claude       1,200       {figures}\n" in out
     assert out.endswith(f"\nclaude-opus-4     1,200       {figures}")

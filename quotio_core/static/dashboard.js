@@ -138,6 +138,7 @@
     $('totals').replaceChildren(
       card('Requests', num(t.requests), `${num(t.attempts)} attempts`),
       card('Errors', num(t.errors), `${pct(t.error_rate)} error rate`),
+      card('Cancelled', num(t.cancelled), 'hung up by the client'),
       card('Tokens', num(t.total_tokens), `${num(t.input_tokens)} in · ${num(t.output_tokens)} out · ${num(t.cached_tokens)} cached`),
       card('Latency p50', ms(t.latency_ms.p50), `p95 ${ms(t.latency_ms.p95)}`),
       card('First byte p50', ms(t.ttfb_ms.p50), `p95 ${ms(t.ttfb_ms.p95)}`),
@@ -236,12 +237,13 @@
   }
 
   function renderTable(table, title, rows, key) {
-    const heads = [title, 'Requests', 'Errors', 'Error rate', 'Tokens in', 'Tokens out', 'p50', 'p95'];
+    const heads = [title, 'Requests', 'Errors', 'Error rate', 'Cancelled', 'Tokens in', 'Tokens out', 'p50', 'p95'];
     const body = rows.map((r) => h('tr', null,
       h('td', null, r[key]),
       h('td', null, num(r.requests)),
       h('td', { class: r.errors ? 'bad' : null }, num(r.errors)),
       h('td', null, pct(r.error_rate)),
+      h('td', null, num(r.cancelled)),
       h('td', null, num(r.input_tokens)),
       h('td', null, num(r.output_tokens)),
       h('td', null, ms(r.latency_ms.p50)),

@@ -8,6 +8,7 @@ upstream loses nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,7 +27,9 @@ from .ir import (
     ToolResult,
 )
 
-__all__ = ["DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "decode_request", "encode_request", "thinking_budget"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "decode_request", "encode_request", "strip_thinking", "thinking_budget",
+]
 
 FORMAT = "anthropic"
 # Anthropic requires max_tokens; other formats may leave it out.
@@ -494,3 +497,42 @@ def encode_request(req: Request, model: str) -> dict[str, Any]:
     for key, value in _as_dict(extra.get("fields")).items():
         body.setdefault(key, value)
     return body
+
+
+# --- foreign thinking signatures -------------------------------------------------
+
+_THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+
+
+def strip_thinking(raw: bytes) -> bytes | None:
+    """The request without its thinking blocks, or None when it has none to drop.
+
+    A thinking block's signature only validates on the account that wrote it.
+    When the last assistant turn used a tool, Anthropic insists it start with
+    a thinking block while thinking is on; with those blocks gone, thinking is
+    switched off for this one request instead.
+    """
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return None
+    dropped = False
+    last_used_tool = False
+    for msg in messages:
+        if not isinstance(msg, dict) or msg.get("role") != "assistant":
+            continue
+        content = msg.get("content")
+        blocks = content if isinstance(content, list) else []
+        kept = [b for b in blocks if not (isinstance(b, dict) and b.get("type") in _THINKING_BLOCKS)]
+        if len(kept) != len(blocks):
+            dropped = True
+            msg["content"] = kept or [{"type": "text", "text": "(thinking omitted)"}]
+        last_used_tool = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in kept)
+    if not dropped:
+        return None
+    if last_used_tool:
+        body.pop("thinking", None)
+    return json.dumps(body).encode()

@@ -19,6 +19,7 @@ __all__ = [
     "encode_response",
     "encode_stop_reason",
     "encode_usage",
+    "is_signature_error",
     "kind_for_status",
     "message_id",
     "tool_use_id",
@@ -164,6 +165,17 @@ def decode_error(status: int, raw: bytes) -> ErrorInfo:
         kind = kind_for_status(status)
     message = _str(err.get("message")) or text.strip() or f"HTTP {status}"
     return ErrorInfo(status, kind, message[:_MAX_ERROR_MESSAGE], _retry_after(err, body))
+
+
+def is_signature_error(status: int, raw: bytes) -> bool:
+    """Whether a 400 says a thinking block's signature is not this account's.
+
+    Anthropic: "messages.1.content.0: Invalid `signature` in `thinking` block".
+    """
+    if status != 400 or b"signature" not in raw:
+        return False
+    message = decode_error(status, raw).message.lower()
+    return "signature" in message and "thinking" in message
 
 
 # --- encode --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
+from ..inflate import Inflater
 from ..sse import SSEDecoder
 from ..usage import StreamUsageTracker, Usage
 from . import ir
@@ -88,6 +89,7 @@ class EventUsageTracker:
         self._usage = Usage()
         self._seen = False
         self.error: str | None = None
+        self.complete = False
 
     @property
     def usage(self) -> Usage:
@@ -103,13 +105,17 @@ class EventUsageTracker:
             self._seen = True
         elif isinstance(event, ir.StreamError) and self.error is None:
             self.error = f"{event.error.kind}: {event.error.message}"
+        elif isinstance(event, ir.MessageStop):
+            self.complete = True
 
 
 class StreamTranslator:
     """A `flow.response.stream` callable: upstream stream bytes in, client SSE bytes out."""
 
-    def __init__(self, src: str, dst: str, model: str, include_usage: bool = False):
+    def __init__(self, src: str, dst: str, model: str, include_usage: bool = False, encoding: str = ""):
         self._raw = raw_bytes(src)
+        # An upstream that compressed although asked not to.
+        self._inflater = Inflater(encoding) if encoding else None
         self._sse = SSEDecoder()
         self._decoder = module(src, "stream").StreamDecoder()
         self._encoder = module(dst, "stream").StreamEncoder(model, include_usage=include_usage)
@@ -117,6 +123,8 @@ class StreamTranslator:
             EventUsageTracker() if self._raw else StreamUsageTracker(src)
         )
         self.first_chunk_at: float | None = None
+        # The last upstream bytes, for the idle deadline (addons/timeouts.py).
+        self.last_chunk_at: float | None = None
         self._done = False
 
     def _encode(self, events: list[ir.StreamEvent]) -> list[bytes]:
@@ -137,19 +145,30 @@ class StreamTranslator:
             return self._encode(self._decoder.feed(chunk))
         return self._translate(self._sse.feed(chunk))
 
+    def fail(self, message: str) -> bytes:
+        """An error event in the client's format that ends the stream."""
+        self._done = True
+        if self.tracker.error is None:
+            self.tracker.error = message
+        return self._encoder.encode(ir.StreamError(ir.ErrorInfo(502, "api_error", message)))
+
     def __call__(self, chunk: bytes) -> bytes | list[bytes]:
         # An empty bytes result would go out as an empty HTTP chunk, which
         # chunked encoding reads as the end of the body: return [] instead.
         if self._done:
             return []
         if chunk:
+            self.last_chunk_at = time.time()
             if self.first_chunk_at is None:
-                self.first_chunk_at = time.time()
+                self.first_chunk_at = self.last_chunk_at
+            if self._inflater is not None:
+                chunk = self._inflater.feed(chunk)
             out = self._feed(chunk)
             return [b"".join(out)] if any(out) else []
         # b"" marks the end of the upstream body.
         self._done = True
-        out = [] if self._raw else self._translate(self._sse.flush())
+        out = self._feed(self._inflater.flush()) if self._inflater is not None else []
+        out += [] if self._raw else self._translate(self._sse.flush())
         out += self._encode(self._decoder.finish())
         out.append(self._encoder.finish())
         return b"".join(out)

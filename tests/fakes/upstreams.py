@@ -87,6 +87,18 @@ Faults (`fault_next(kind, times=1, **params)`, queued FIFO together with
   `insufficient_quota`, Codex `usage_limit_reached` with `resets_in_seconds`
   (`resets_in`, default 3600), Gemini/Code Assist RESOURCE_EXHAUSTED per-day
   quota with a RetryInfo `retryDelay` of `resets_in`. `headers` adds headers.
+* "reset_mid" – like "cut", but the connection ends with a TCP RST.
+* "trickle" – a stream whose events come `seconds` (2) apart; a non-stream
+  answer waits `seconds` before it is sent.
+* "malformed" – after `events` (2) good frames, frames that are not valid SSE
+  JSON, then a clean end of the body with no closing event; a non-stream
+  answer is a 200 whose body is not JSON at all.
+* "truncated" – the answer ends cleanly but early: a stream after `events`
+  (2) frames (terminating chunk sent), a JSON answer halfway through its
+  text (its content-length matching what is sent).
+* "gzip" – the answer is gzip-encoded (`content-encoding: gzip`) whatever the
+  request's accept-encoding said; a stream is compressed frame by frame with a
+  sync flush after each, so every chunk can be decoded as it arrives.
 
 A refused connection cannot come from a running server: use `closed_port()`.
 Counters: `open_connections`, `connections_total` and `cancelled` (streams
@@ -96,6 +108,7 @@ whose client left mid-stream, noticed on a failed write or while pausing).
 from __future__ import annotations
 
 import base64
+import gzip
 import itertools
 import json
 import re
@@ -106,6 +119,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -170,7 +184,14 @@ _FAULT_PARAMS: dict[str, dict[str, Any]] = {
     "stall": {"events": 2, "seconds": 30.0},
     "cut": {"events": 2},
     "quota": {"resets_in": 3600, "headers": None},
+    "reset_mid": {"events": 2},
+    "trickle": {"seconds": 2.0},
+    "malformed": {"events": 2},
+    "truncated": {"events": 2},
+    "gzip": {},
 }
+# What a malformed stream sends after its good frames.
+MALFORMED_FRAMES = (b'data: {"type": "content_block_delta", "delta": {"text": "unfinished\n\n', b"not sse at all\n\n")
 
 
 @dataclass
@@ -1207,6 +1228,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _apply_fault(self, fault: _Fault, dialect: str) -> bool:
         """Act out `fault`; True when the request is fully dealt with."""
+        self._shape_params = fault.params
         if fault.kind == "reset":
             self._reset()
             return True
@@ -1218,7 +1240,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             self.close_connection = True
             return True
-        self._shape = fault  # stall/cut act inside the answer's body
+        self._shape = fault  # the others act inside the answer's body
         return False
 
     def _reset(self) -> None:
@@ -1277,12 +1299,16 @@ class _Handler(BaseHTTPRequestHandler):
         return outcome == _WAITED
 
     def _shape_point(self) -> bool:
-        """Apply the stall/cut fault here; False when the body must end now."""
+        """Apply the stall/cut/reset_mid fault here; False when the body must end now."""
         fault, self._shape = self._shape, None
         if fault is None:
             return True
         if fault.kind == "cut":
             self.close_connection = True  # handle() then closes: FIN mid-body
+            return False
+        if fault.kind == "reset_mid":
+            self.wfile.flush()
+            self._reset()
             return False
         return self._stream_pause(fault.params["seconds"])
 
@@ -1300,6 +1326,19 @@ class _Handler(BaseHTTPRequestHandler):
     def send_raw(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None
     ) -> None:
+        shape = self._shape.kind if self._shape else None
+        if shape in ("trickle", "malformed", "truncated", "gzip"):
+            self._shape = None
+            headers = dict(headers or {})
+            if shape == "trickle" and not self._stream_pause(self._shape_params["seconds"]):
+                return
+            if shape == "malformed":
+                body = b"<html><body>upstream garbage</body></html>"
+            elif shape == "truncated":
+                body = body[: len(body) // 2]
+            elif shape == "gzip":
+                body = gzip.compress(body)
+                headers["content-encoding"] = "gzip"
         self.send_response(status)
         self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(body)))
@@ -1324,6 +1363,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", content_type)
         self.send_header("cache-control", "no-cache")
         self.send_header("transfer-encoding", "chunked")
+        if self._shape is not None and self._shape.kind == "gzip":
+            self.send_header("content-encoding", "gzip")
+            frames = _gzip_frames(frames)
+            self._shape = None
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
@@ -1335,14 +1378,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _write_frames(self, frames: Iterable[bytes]) -> None:
         # None stands for the terminating chunk, so a stall/cut placed after
         # the last event still happens before the body is complete.
+        shape = self._shape
+        if shape is not None and shape.kind in ("malformed", "truncated"):
+            self._shape = None
+            good = list(itertools.islice(frames, shape.params["events"]))
+            frames = good + (list(MALFORMED_FRAMES) if shape.kind == "malformed" else [])
+        delay = self.server.fake.stream_delay
+        if shape is not None and shape.kind == "trickle":
+            self._shape, delay = None, shape.params["seconds"]
         stall_at = self._shape.params["events"] if self._shape else -1
         for i, frame in enumerate(itertools.chain(frames, [None])):
             if i == stall_at:
                 if not self._shape_point():
                     return
-            elif i and self.server.fake.stream_delay > 0:
+            elif i and delay > 0:
                 # Pausing with an eye on the socket notices a departed client.
-                if not self._stream_pause(self.server.fake.stream_delay):
+                if not self._stream_pause(delay):
                     return
             if frame is None:
                 self.wfile.write(b"0\r\n\r\n")
@@ -1375,6 +1426,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             body = failure.body.encode() if isinstance(failure.body, str) else failure.body
         self.send_raw(status, body, "application/json", headers)
+
+
+def _gzip_frames(frames: Iterable[bytes]) -> Iterator[bytes]:
+    """Each frame gzip-compressed with a sync flush, so it decodes on arrival."""
+    z = zlib.compressobj(wbits=31)
+    for frame in frames:
+        yield z.compress(frame) + z.flush(zlib.Z_SYNC_FLUSH)
+    yield z.flush()
 
 
 def _error_body(

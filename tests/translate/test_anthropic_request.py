@@ -1,8 +1,10 @@
 import copy
+import json
 
 import pytest
 
-from quotio_core.translate.anthropic_request import decode_request, encode_request
+from quotio_core.translate.anthropic_request import decode_request, encode_request, strip_thinking
+from quotio_core.translate.anthropic_response import is_signature_error
 from quotio_core.translate.ir import (
     Image,
     Message,
@@ -515,3 +517,57 @@ def test_round_trip_keeps_anthropic_only_fields():
     assert out["metadata"] == {"other": 1, "user_id": "u"}
     assert out["tools"][1] == {"type": "web_search_20250305", "name": "web_search"}
     assert decode_request(out) == ir
+
+
+# --- foreign thinking signatures -------------------------------------------------
+
+def _conversation(last_tool: bool) -> dict:
+    last = [{"type": "thinking", "thinking": "t2", "signature": "sig-b"}]
+    last += [{"type": "tool_use", "id": "toolu_1", "name": "ls", "input": {}}] if last_tool else [
+        {"type": "text", "text": "done"}]
+    msgs = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t1", "signature": "sig-a"},
+                                          {"type": "redacted_thinking", "data": "xx"},
+                                          {"type": "text", "text": "hello"}]},
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": last},
+    ]
+    if last_tool:
+        msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]})
+    return {"model": "m", "max_tokens": 2048, "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": msgs, "future_field": 1}
+
+
+def test_strip_thinking_drops_every_thinking_block_and_keeps_the_rest():
+    out = json.loads(strip_thinking(json.dumps(_conversation(last_tool=False)).encode()))
+    assert out["messages"][1]["content"] == [{"type": "text", "text": "hello"}]
+    assert out["messages"][3]["content"] == [{"type": "text", "text": "done"}]
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert out["future_field"] == 1
+
+
+def test_strip_thinking_turns_thinking_off_when_the_last_turn_used_a_tool():
+    out = json.loads(strip_thinking(json.dumps(_conversation(last_tool=True)).encode()))
+    assert "thinking" not in out
+    assert out["messages"][3]["content"][0]["type"] == "tool_use"
+
+
+def test_strip_thinking_none_when_nothing_to_strip_or_not_json():
+    body = {"model": "m", "messages": [{"role": "assistant", "content": [{"type": "text", "text": "x"}]}]}
+    assert strip_thinking(json.dumps(body).encode()) is None
+    assert strip_thinking(b"not json") is None
+    assert strip_thinking(b'{"messages": "text"}') is None
+    only_thinking = {"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "x"}]}]}
+    assert json.loads(strip_thinking(json.dumps(only_thinking).encode()))["messages"][0]["content"] == [
+        {"type": "text", "text": "(thinking omitted)"}]
+
+
+def test_signature_error_is_recognised_only_as_a_400_about_thinking_signatures():
+    body = json.dumps({"type": "error", "error": {"type": "invalid_request_error",
+                       "message": "messages.1.content.0: Invalid `signature` in `thinking` block"}}).encode()
+    assert is_signature_error(400, body)
+    assert not is_signature_error(429, body)
+    other = json.dumps({"type": "error", "error": {"type": "invalid_request_error",
+                        "message": "max_tokens: must be positive"}}).encode()
+    assert not is_signature_error(400, other)
