@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean venv chromium
+.PHONY: run test bench soak clean venv chromium
 
 venv: $(STAMP)
 
@@ -37,6 +37,10 @@ chromium:
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# 1,000 concurrent streams, then 100,000 mixed requests; prints its tables.
+soak: $(STAMP)
+	$(PY) scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

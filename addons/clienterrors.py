@@ -70,8 +70,9 @@ def _whole_answer(flow: http.HTTPFlow, fmt: str, fault: Fault) -> bytes:
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
         f"x-quotio-request-id: {flow.id}\r\n"
-        # The failed credential is already cooling: a retry now goes elsewhere.
-        "x-should-retry: true\r\nretry-after-ms: 0\r\n"
+        # The failed credential is already cooling: a retry now goes elsewhere
+        # (1 ms: the SDKs ignore 0 and back off instead).
+        "x-should-retry: true\r\nretry-after-ms: 1\r\n"
         "connection: close\r\n\r\n"
     )
     return head.encode() + body

@@ -5,7 +5,8 @@ mitmproxy sends a flow's request once, so a retry must happen one of two ways:
 - A streaming request from an SDK that retries by itself (it sends
   `x-stainless-retry-count`: the official OpenAI and Anthropic SDKs, Claude
   Code) is answered with the upstream's retryable status plus
-  `x-should-retry: true` and `retry-after-ms: 0`. The failed credential is
+  `x-should-retry: true` and `retry-after-ms: 1` (the SDKs ignore 0 and back
+  off half a second instead). The failed credential is
   already cooling, so the SDK's immediate retry takes the next one through
   mitmproxy's own streaming path.
 - Everything else: the gateway sends the next attempt itself (httpx, async)
@@ -37,14 +38,15 @@ from mitmproxy.utils import asyncio_utils
 from quotio_core import providers
 from quotio_core import translate
 from quotio_core.errors import ERROR_FORMATS, GatewayError, render_error
-from quotio_core.faults import classify_exception
+from quotio_core.faults import Fault, classify_exception
 from quotio_core.gateway import Plan
 from quotio_core.images import fetch_images
 from quotio_core.oauth.keeper import RefreshFailed
 from quotio_core.providers import CLIENT_SECRET_HEADERS
 from quotio_core.proxyurl import ProxyURL
 from quotio_core.translate import anthropic_request, anthropic_response
-from quotio_core.usage import Usage
+from quotio_core.sse import SSEDecoder
+from quotio_core.usage import StreamUsageTracker, Usage
 
 from . import meta
 from .core import GatewayHolder
@@ -60,22 +62,34 @@ _NOT_FORWARDED = frozenset(
 _NOT_RETURNED = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection"})
 # The SDKs' default max_retries; past it the gateway retries itself.
 SDK_RETRIES = 2
+# Milliseconds an SDK should wait before its retry: at once (they ignore 0).
+RETRY_NOW = "1"
 # How often a retry the gateway runs for a client looks whether it is still there.
 CLIENT_WATCH_SECONDS = 0.05
 
 
 UNREADABLE = "the upstream answered with a body that is not JSON; nothing usable came back"
+INCOMPLETE = "the upstream's stream ended before its last event; nothing usable came back"
 
 
-def _unreadable(plan: Plan, resp: http.Response) -> bool:
-    """A success the client could not read: an HTML page, half a JSON body."""
-    if translate.is_stream(plan.provider_format, resp.headers.get("content-type", "")):
-        return False  # a stream-only upstream's answer, read as a stream later
+def _unusable(plan: Plan, resp: http.Response) -> str | None:
+    """Why a buffered success cannot be used (an HTML page, half a JSON body, a broken stream)."""
+    raw = resp.get_content(strict=False) or b""
+    fmt = plan.provider_format
+    if translate.is_stream(fmt, resp.headers.get("content-type", "")):
+        # A stream-only upstream's answer, folded into one for a non-stream client.
+        if translate.raw_bytes(fmt):
+            return None  # a binary event stream: its decoder judges it when folding
+        tracker = StreamUsageTracker(fmt)
+        decoder = SSEDecoder()
+        for event in decoder.feed(raw) + decoder.flush():
+            tracker.observe(event)
+        return None if tracker.complete else INCOMPLETE
     try:
-        json.loads(resp.get_content(strict=False) or b"")
+        json.loads(raw)
     except ValueError:
-        return True
-    return False
+        return UNREADABLE
+    return None
 
 
 def _bad_gateway(plan: Plan, resp: http.Response, message: str) -> None:
@@ -145,17 +159,26 @@ class Failover:
         if state is None or gateway is None or state.plan is None or state.plan.local_reply is not None:
             return
         resp = flow.response
+        if resp.status_code < 400 and resp.stream:
+            tap = state.stream_tap
+            # A stream that ended without its closing event failed like a 502 (its client got an error event).
+            status = resp.status_code if tap is None or tap.tracker.complete else 502
+            gateway.report(state.plan, status, {}, b"")
+            return
         if resp.status_code < 400:
-            if resp.stream or not _unreadable(state.plan, resp):
+            problem = _unusable(state.plan, resp)
+            if problem is None:
                 gateway.report(state.plan, resp.status_code, {}, b"")
                 return
             # The upstream failed as surely as with a 5xx: reported, retried
             # and failed over like one, and the client gets an error in its shape.
-            _bad_gateway(state.plan, resp, UNREADABLE)
+            _bad_gateway(state.plan, resp, problem)
         try:
             await self._while_client_waits(flow, self._handle_failure(flow, state))
         except _ClientGone:
-            # mitmproxy ends the flow with the client's hang-up after this hook.
+            # mitmproxy notes the hang-up only after this hook, and calls no
+            # error hook then: the record must learn it here.
+            state.fault = Fault("client", "hang-up", "Client disconnected during the gateway's retry.")
             log.info("quotio: client left during a retry of %s; retry cancelled", flow.id)
 
     async def _handle_failure(self, flow: http.HTTPFlow, state: meta.FlowState) -> None:
@@ -173,7 +196,7 @@ class Failover:
             return
         if self._client_retries(state):
             resp.headers["x-should-retry"] = "true"
-            resp.headers["retry-after-ms"] = "0"
+            resp.headers["retry-after-ms"] = RETRY_NOW
             return
         if gateway.config.file.request_retry > 0:
             await self._failover(flow, state)
@@ -206,12 +229,16 @@ class Failover:
             return False
         if not anthropic_response.is_signature_error(flow.response.status_code, body):
             return False
-        stripped = anthropic_request.strip_thinking(state.client_body)
-        if stripped is None:
+        try:
+            request = json.loads(state.client_body)
+        except ValueError:
+            return False
+        if not isinstance(request, dict) or not anthropic_request.strip_thinking(request):
             return False
         state.stripped_thinking = True
         log.info("quotio: %s refused another account's thinking signatures; retrying without them", plan.credential.id)
-        state.client_body = stripped
+        self.holder.gateway.note_foreign_thinking(state.client_headers or {}, request, plan.credential.id)
+        state.client_body = json.dumps(request).encode()
         try:
             await self._attempt(flow, state, set(), 0, pin=plan.credential.id)
         except _Retry:
@@ -242,7 +269,7 @@ class Failover:
             return True
         if self._client_retries(state):
             flow.response.headers["x-should-retry"] = "true"
-            flow.response.headers["retry-after-ms"] = "0"
+            flow.response.headers["retry-after-ms"] = RETRY_NOW
             return True
         try:
             await self._attempt(flow, state, set(), 0, pin=fresh.id)
@@ -333,6 +360,9 @@ class Failover:
         )
         if status == 0 or status in RETRYABLE:
             raise _Retry(status)
+        if status == 400 and not state.stripped_thinking:
+            # The conversation's thinking came from the account tried before.
+            await self._foreign_signature(flow, state, content)
 
     async def _send(self, plan: Plan, state: meta.FlowState) -> tuple[int, httpx.Headers, bytes]:
         headers = {

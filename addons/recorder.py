@@ -82,6 +82,9 @@ class Recorder:
         if resp is not None and plan is not None:
             error = error or _upstream_error(resp)
         status = resp.status_code if resp is not None else 502
+        if tap is not None and flow.error is None and status < 400 and not tap.tracker.complete:
+            status = 502  # ended without its closing event: the client got an error event
+            error = error or "the upstream's stream ended before its last event"
         fault = meta.fault_of(flow, state)
         if fault is not None and not (fault.side == "client" and tap is not None and tap.tracker.complete):
             # (A client leaving after the stream's last event had its whole answer.)

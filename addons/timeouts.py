@@ -12,7 +12,9 @@ and not to the client whose connection mitmproxy then closes.
 - first byte: from the request leaving until the upstream's response headers
   (the idle deadline instead, when that is shorter);
 - idle: after the headers, the upstream sending nothing for this long (for a
-  stream: since its last bytes; for a buffered answer: since its headers).
+  stream: since its last bytes; for a buffered answer: since the last bytes
+  on the client's connection, which only the upstream's data moves while the
+  client waits for a buffered answer).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 from mitmproxy.proxy import server_hooks
 from mitmproxy.utils import asyncio_utils
 
@@ -28,6 +30,14 @@ from .core import GatewayHolder
 
 # Idle deadlines are checked this often at most (and a few times per deadline).
 IDLE_CHECK_SECONDS = 1.0
+
+
+def _last_activity(flow: http.HTTPFlow) -> float | None:
+    """When mitmproxy last saw bytes on the flow's client connection (either direction's events)."""
+    proxyserver = ctx.master.addons.get("proxyserver")
+    handler = getattr(proxyserver, "connections", {}).get(flow.client_conn.id)
+    watchdog = getattr(handler, "timeout_watchdog", None)
+    return getattr(watchdog, "last_activity", None)
 
 
 class Timeouts:
@@ -115,8 +125,8 @@ class Timeouts:
             for flow, headers_at in list(self._receiving.values()):
                 state = self.holder.flows.get(flow)
                 tap = state.stream_tap if state is not None else None
-                last = max(headers_at, (tap.last_chunk_at if tap is not None else None) or 0)
-                if now - last >= idle:
+                moved = tap.last_chunk_at if tap is not None else _last_activity(flow)
+                if now - max(headers_at, moved or 0) >= idle:
                     self._expire(flow, f"idle timeout: upstream sent nothing for {idle:g}s")
 
     def _done(self, flow: http.HTTPFlow) -> None:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["Affinity", "session_key"]
+__all__ = ["Affinity", "ForeignThinking", "session_key"]
 
 # Claude Code first, then Codex's spellings; all are per-conversation ids.
 _SESSION_HEADERS = ("x-claude-code-session-id", "session_id", "conversation_id", "session-id")
@@ -166,3 +166,27 @@ class Affinity:
 
     def __len__(self) -> int:
         return len(self._pins)
+
+
+class ForeignThinking:
+    """Which sessions carry thinking another account signed, per account.
+
+    Once an account refused a session's thinking signatures (a 400), the
+    first `turns` assistant turns of that session are known to be foreign
+    there: they are dropped before every later request to that account,
+    instead of costing each turn a refusal. Turns the account wrote itself
+    come later and are kept. Bounded; single-threaded like `Affinity`.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max = max_entries
+        self._turns: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def note(self, key: str, cred_id: str, turns: int) -> None:
+        self._turns[(key, cred_id)] = turns
+        self._turns.move_to_end((key, cred_id))
+        while len(self._turns) > self._max:
+            self._turns.popitem(last=False)
+
+    def turns(self, key: str, cred_id: str) -> int | None:
+        return self._turns.get((key, cred_id))

@@ -138,7 +138,7 @@ class Timeouts(_Model):
     # No bytes either way for this long closes the connection: a hung upstream
     # before its first byte, or a stream stalled between events. Generous by
     # default, since a long thinking phase sends nothing before the first token.
-    idle_seconds: int = Field(default=600, ge=1)
+    idle_seconds: float = Field(default=600, gt=0)
     # Opening the upstream connection; a black-holed host otherwise waits for the OS (minutes).
     connect_seconds: float = Field(default=10, gt=0)
     # From the request until the upstream's response headers.

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import providers, translate
-from .affinity import Affinity, session_key
+from .affinity import Affinity, ForeignThinking, session_key
 from .authstore import AuthStore, ScanResult
 from .breaker import Breakers
 from .config import Config, parse_duration
@@ -33,7 +33,7 @@ from .records import RecordStore
 from .routes import ApiRoute
 from .routing import ModelNotFound, ModelRouter
 from .selector import Selector
-from .translate import ir
+from .translate import anthropic_request, ir
 
 __all__ = ["Draft", "Gateway", "Plan", "Translation"]
 
@@ -87,6 +87,8 @@ class Draft:
     model_sent: str
     provider_format: str
     request: ir.Request | None  # decoded when translating
+    # The body was changed in place (foreign thinking dropped): send it re-encoded.
+    rewritten: bool = False
 
     def image_urls(self) -> list[str]:
         if self.request is None or self.provider_format not in INLINE_IMAGES:
@@ -149,6 +151,7 @@ class Gateway:
         self.affinity = (
             Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity is not False else None
         )
+        self.foreign_thinking = ForeignThinking()
         oauth = config.file.oauth
         self.tokens = TokenKeeper(
             config, self.store, on_change=self.rebuild_router, retry_seconds=oauth.refresh_retry_seconds
@@ -253,13 +256,24 @@ class Gateway:
             candidates = [(pinned[0], by_cred[pin])]
         cred = pinned[0] if pinned else self._pick(found, model, candidates, headers, body)
         fmt = providers.format_of(cred, by_cred[cred.id])
+        rewritten = fmt == route.fmt == "anthropic" and self._drop_foreign_thinking(headers, body, cred.id)
         request = None
         if fmt != route.fmt or providers.wrapped(cred):
             try:
                 request = translate.module(route.fmt, "request").decode_request(body)
             except (ValueError, TypeError, KeyError, AttributeError) as e:
                 raise BadRequest(f"request body is not a valid {route.fmt} request: {e}") from e
-        return Draft(route, body, headers, query, cred, model, by_cred[cred.id], fmt, request)
+        return Draft(route, body, headers, query, cred, model, by_cred[cred.id], fmt, request, rewritten)
+
+    def _drop_foreign_thinking(self, headers: Mapping[str, str], body: dict[str, Any], cred_id: str) -> bool:
+        key = session_key(headers, body)
+        turns = self.foreign_thinking.turns(key, cred_id) if key is not None else None
+        return bool(turns) and anthropic_request.strip_thinking(body, turns)
+
+    def note_foreign_thinking(self, headers: Mapping[str, str], body: dict[str, Any], cred_id: str) -> None:
+        """`cred_id` refused this session's thinking so far: drop it there from now on."""
+        if (key := session_key(headers, body)) is not None:
+            self.foreign_thinking.note(key, cred_id, anthropic_request.assistant_turns(body))
 
     def _usable(self, model: str, found, exclude: frozenset[str]) -> list[tuple[Credential, str]]:
         """Candidates neither cooling down nor behind an open breaker; else the 429 to give."""
@@ -370,7 +384,7 @@ class Gateway:
         if providers.stream_only(d.credential) and not stream:
             # Same format, but the upstream only streams: fold its stream into one answer.
             translation = Translation(d.route.fmt, d.provider_format, False, True, False)
-        new_body = json.dumps(body).encode() if body is not d.body else None
+        new_body = json.dumps(body).encode() if body is not d.body or d.rewritten else None
         return Plan(
             d.credential, d.provider_format, d.model_requested, d.model_sent, stream,
             upstream, new_body, self._proxy_for(d.credential), translation,

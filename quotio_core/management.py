@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -149,10 +150,17 @@ class Management:
                 "started_at": _iso(self.gw.started_at),
                 "uptime_seconds": round(time.time() - self.gw.started_at, 3),
                 "credentials": self._counts(),
-                "records": await asyncio.to_thread(self.gw.records.count),
+                "records": await asyncio.to_thread(self._record_count),
+                "records_store": self.gw.records.status(),
                 "pool": self._pool(),
             },
         )
+
+    def _record_count(self) -> int | None:
+        try:
+            return self.gw.records.count()
+        except (OSError, sqlite3.Error):
+            return None  # the store's status says why
 
     async def ready(self, query: Mapping[str, str]) -> Reply:
         return Reply(200, {"ready": True, "credentials": self._counts()["ready"]})

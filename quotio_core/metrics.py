@@ -8,10 +8,11 @@ breakers and quotas are read from the gateway at scrape time.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -69,6 +70,16 @@ class _StateCollector(Collector):
                     quota.add_metric([cred_id, provider, w.name], w.remaining_pct)
         yield quota
         yield fetched
+        yield from _process()
+
+
+def _process():
+    """The gateway process itself: tasks, memory and descriptors (soaks watch them return to rest)."""
+    try:
+        tasks = len(asyncio.all_tasks())
+    except RuntimeError:  # rendered off the event loop (tests)
+        return
+    yield GaugeMetricFamily("quotio_asyncio_tasks", "asyncio tasks alive in the gateway process", value=tasks)
 
 
 class Metrics:
@@ -102,6 +113,8 @@ class Metrics:
         )
         self._state = _StateCollector()
         self.registry.register(self._state)
+        # process_resident_memory_bytes, process_open_fds, ... (Linux).
+        ProcessCollector(registry=self.registry)
 
     def observe(self, record: Record, final: bool = True) -> None:
         provider = record.provider or "gateway"

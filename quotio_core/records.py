@@ -247,6 +247,11 @@ class RecordStore:
         except Exception:
             log.exception("dropping request record")
 
+    def status(self) -> dict[str, Any]:
+        """Whether records are being written, for health checks."""
+        return {"ok": self.unavailable is None, "error": self.unavailable,
+                "pending": len(self._pending), "dropped": self.dropped}
+
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every record submitted so far is written; False on timeout."""
         with self._count_lock:

@@ -165,6 +165,11 @@ def _error_text(err: Any) -> str:
     return text[:_MAX_ERROR_CHARS]
 
 
+def _finished(data: str) -> bool:
+    """An OpenAI chunk whose finish_reason is set: the answer is whole (usage may follow)."""
+    return '"finish_reason":"' in data or '"finish_reason": "' in data
+
+
 class StreamUsageTracker:
     """Folds a stream's events into its latest `Usage` and its first in-stream error.
 
@@ -204,7 +209,7 @@ class StreamUsageTracker:
         # Most events are content deltas; a substring test is far cheaper than
         # parsing them, and every usage or error object has one of these keys.
         data = event.data
-        if data == "[DONE]" or event.event == "message_stop" or '"finishReason"' in data:
+        if data == "[DONE]" or event.event == "message_stop" or '"finishReason"' in data or _finished(data):
             self.complete = True
         if '"usage' not in data and '"error' not in data and event.event != "error":
             return

@@ -16,6 +16,7 @@ from mitmproxy import io as mitmio
 
 from tests.conftest import (
     ALL_SECRETS,
+    CLAUDE_API_KEY,
     CLAUDE_TOKENS,
     CLIENT_KEY,
     MGMT_KEY,
@@ -239,3 +240,43 @@ def test_proxy_url_per_key_and_direct(tmp_path, claude_up, openai_up, confdir):
             assert "socks5" in e.value.message
         finally:
             gw.stop()
+
+
+def test_mitmweb_keeps_only_the_newest_flows(tmp_path, claude_up, confdir):
+    """`web-max-flows` bounds what mitmweb holds, so a day of traffic cannot exhaust memory."""
+    import yaml
+
+    mitmweb = Path(sys.executable).parent / "mitmweb"
+    config = {"claude-api-key": [{"api-key": CLAUDE_API_KEY}], "upstreams": {"claude": {"base-url": claude_up.url}},
+              "web-max-flows": 5}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "auth").mkdir()
+    port, web_port = free_port(), free_port()
+    env = {"HOME": str(tmp_path), "PATH": str(Path(sys.executable).parent), "QUOTIO_CONFIG": str(tmp_path / "config.yaml"),
+           "QUOTIO_CONFIG_DIR": str(tmp_path), "QUOTIO_AUTH_DIR": str(tmp_path / "auth"), "QUOTIO_HOST": "127.0.0.1",
+           "QUOTIO_PORT": str(port)}
+    log = tmp_path / "mitmweb.log"
+    proc = subprocess.Popen(
+        [str(mitmweb), "-s", str(ADDON), "--no-web-open-browser", "--set", f"web_port={web_port}",
+         "--set", "web_password=flowcap-test", "--set", f"confdir={confdir}"],
+        env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    gw = GatewayProcess(tmp_path, port, proc, log, tmp_path / "auth", tmp_path / "config.yaml")
+    try:
+        wait_ready(gw)
+        client = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0)
+        for i in range(12):
+            client.messages.create(model="claude-sonnet-4-5", max_tokens=8,
+                                   messages=[{"role": "user", "content": f"question {i}"}])
+        flows = httpx.get(f"http://127.0.0.1:{web_port}/flows",
+                          headers={"authorization": "Bearer flowcap-test"}, timeout=5).json()
+        assert len(flows) <= 6  # the limit, plus the flow still in flight at the last trim
+        bodies = [f["request"]["contentLength"] for f in flows if f["request"]["path"] == "/v1/messages"]
+        assert bodies, flows
+        # The oldest went first: the newest question is still there.
+        kept = [httpx.get(f"http://127.0.0.1:{web_port}/flows/{f['id']}/request/content.data",
+                          headers={"authorization": "Bearer flowcap-test"}, timeout=5).text
+                for f in flows if f["request"]["path"] == "/v1/messages"]
+        assert any("question 11" in k for k in kept) and not any("question 0\"" in k for k in kept)
+    finally:
+        gw.stop()

@@ -519,7 +519,11 @@ def test_translated_requests_are_recorded_with_usage(gw, fakes):
     def rows():
         return httpx.get(gw.url + "/v0/management/logs", params={"limit": 50}).json()["logs"]
 
-    before = {r["requestId"] for r in rows()}
+    # Earlier tests' rows may still be on their way to the database (50 ms batches).
+    before: set[str] = set()
+    while (seen := {r["requestId"] for r in rows()}) != before:
+        before = seen
+        threading.Event().wait(0.2)
     ask_anthropic(gw, PROVIDERS["gemini"][0], True, False, False)
     new = []
     for _ in range(50):  # the writer drains every 50 ms

@@ -8,7 +8,6 @@ upstream loses nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,7 +27,8 @@ from .ir import (
 )
 
 __all__ = [
-    "DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "decode_request", "encode_request", "strip_thinking", "thinking_budget",
+    "DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "assistant_turns", "decode_request", "encode_request", "strip_thinking",
+    "thinking_budget",
 ]
 
 FORMAT = "anthropic"
@@ -504,35 +504,39 @@ def encode_request(req: Request, model: str) -> dict[str, Any]:
 _THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
-def strip_thinking(raw: bytes) -> bytes | None:
-    """The request without its thinking blocks, or None when it has none to drop.
+def strip_thinking(body: dict[str, Any], turns: int | None = None) -> bool:
+    """Drop the thinking blocks of the first `turns` assistant turns (all: None), in place.
 
     A thinking block's signature only validates on the account that wrote it.
     When the last assistant turn used a tool, Anthropic insists it start with
     a thinking block while thinking is on; with those blocks gone, thinking is
-    switched off for this one request instead.
+    switched off for this one request instead. True when anything was dropped.
     """
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return None
-    messages = body.get("messages") if isinstance(body, dict) else None
+    messages = body.get("messages")
     if not isinstance(messages, list):
-        return None
-    dropped = False
-    last_used_tool = False
+        return False
+    dropped = last_used_tool = last_starts_thinking = False
+    seen = 0
     for msg in messages:
         if not isinstance(msg, dict) or msg.get("role") != "assistant":
             continue
+        seen += 1
         content = msg.get("content")
         blocks = content if isinstance(content, list) else []
         kept = [b for b in blocks if not (isinstance(b, dict) and b.get("type") in _THINKING_BLOCKS)]
-        if len(kept) != len(blocks):
+        if (turns is None or seen <= turns) and len(kept) != len(blocks):
             dropped = True
             msg["content"] = kept or [{"type": "text", "text": "(thinking omitted)"}]
+        else:
+            kept = blocks
         last_used_tool = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in kept)
-    if not dropped:
-        return None
-    if last_used_tool:
+        last_starts_thinking = bool(kept) and isinstance(kept[0], dict) and kept[0].get("type") in _THINKING_BLOCKS
+    if dropped and last_used_tool and not last_starts_thinking:
         body.pop("thinking", None)
-    return json.dumps(body).encode()
+    return dropped
+
+
+def assistant_turns(body: dict[str, Any]) -> int:
+    messages = body.get("messages")
+    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant") if isinstance(
+        messages, list) else 0

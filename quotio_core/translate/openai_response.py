@@ -271,7 +271,9 @@ def error_object(err: ErrorInfo) -> tuple[int, dict[str, Any]]:
     known = err.kind in _KIND_TO_OPENAI
     kind_type, default_status, code = _KIND_TO_OPENAI[err.kind if known else "api_error"]
     # Keep the upstream status when it tells the same story (e.g. 502 for api_error).
-    fits = 400 <= err.status < 600 and (not known or _kind(err.status, [err.kind]) == err.kind)
+    # Any 5xx tells a server error's story: a 503 stays a 503.
+    same_class = err.status >= 500 and err.kind in _SERVER_KINDS
+    fits = 400 <= err.status < 600 and (not known or same_class or _kind(err.status, [err.kind]) == err.kind)
     return err.status if fits else default_status, {
         "message": err.message,
         "type": kind_type,

@@ -24,7 +24,8 @@ right things:
 
 Issued access tokens are in `valid_access_tokens` (an API fake can check
 against `access_check()`); `revoke_access(token)` and `revoke_refresh(token)`
-kill tokens; counters `token_calls`, `refresh_calls`.
+kill tokens; counters `token_calls`, `refresh_calls`; `token_delay` slows
+the token endpoint down.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class FakeAuthServer(Served):
         self.rotate = True
         self.omit_refresh_token = False
         self.deny_next = False
+        # Seconds the token endpoint takes to answer (a refresh in flight, for kill tests).
+        self.token_delay = 0.0
         self.device_auto_approve_after: int | None = None
         self.codex_account_id = "acct-fake-123"
         self.codex_plan = "plus"
@@ -287,6 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = urlsplit(self.path).path
         if path == "/token":
+            time.sleep(fake.token_delay)
             basic = None
             auth = self.headers.get("authorization", "")
             if auth.lower().startswith("basic "):

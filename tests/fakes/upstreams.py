@@ -101,14 +101,17 @@ Faults (`fault_next(kind, times=1, **params)`, queued FIFO together with
   sync flush after each, so every chunk can be decoded as it arrives.
 
 A refused connection cannot come from a running server: use `closed_port()`.
-Counters: `open_connections`, `connections_total` and `cancelled` (streams
-whose client left mid-stream, noticed on a failed write or while pausing).
+Counters: `open_connections`, `connections_total` and `cancelled` (answers
+whose client left before they were complete: mid-stream, noticed on a failed
+write or while pausing, or while a "hang" waited).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
+import hashlib
 import itertools
 import json
 import re
@@ -241,6 +244,8 @@ class _Answer:
     thinking: str
     tools: tuple[ToolCall, ...]
     usage: _Usage
+    # Anthropic thinking signatures start with this (see `account_signatures`).
+    signature_prefix: str = "sig-fake-"
 
     @property
     def has_text_part(self) -> bool:
@@ -272,8 +277,10 @@ class FakeUpstream:
     `thinking`, `tool_calls` (see the module docstring),
     `stream_delay` (seconds slept between streamed events), `cached_tokens`,
     `require_auth` (None, or a callable taking `Captured` and returning
-    whether to accept; a refusal answers 401 in the route's error shape) and
-    `models` (ids listed by `GET /v1/models`).
+    whether to accept; a refusal answers 401 in the route's error shape),
+    `models` (ids listed by `GET /v1/models`) and `account_signatures`
+    (Anthropic thinking signatures name the key or token that made them, and
+    a thinking block signed by another gets Anthropic's 400).
 
     Read-only counters: `open_connections` (client connections open now),
     `connections_total` (ever accepted) and `cancelled` (streamed answers
@@ -299,6 +306,9 @@ class FakeUpstream:
         self.cached_tokens = cached_tokens
         self.require_auth = require_auth
         self.models = list(models)
+        # Like Anthropic: a thinking signature validates only on the account
+        # (API key or token) that produced it; others get a 400.
+        self.account_signatures = False
         # Code Assist onboarding (loadCodeAssist / onboardUser): a fresh account
         # has no tier until onboarded; onboarding reports "not done" this many times.
         self.code_assist_project = "fake-project-123"
@@ -428,7 +438,8 @@ class FakeUpstream:
 
         Without `body` the error uses the route's provider error shape; a
         given body is sent verbatim (dicts/lists as JSON). A 429 carries
-        `retry-after: 1` unless `headers` overrides it. Calls queue up FIFO.
+        `retry-after: 1` unless `headers` overrides it (a None value leaves a
+        header out). Calls queue up FIFO.
         """
         if times < 1:
             raise ValueError("times must be at least 1")
@@ -533,10 +544,6 @@ def _new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24]
 
 
-def _signature() -> str:
-    return _new_id("sig-fake-")
-
-
 def _thought_signature() -> str:
     # google-genai decodes thoughtSignature as base64 bytes, so it must be
     # valid base64; 21 bytes encode without padding.
@@ -568,7 +575,7 @@ def _anthropic_usage(usage: _Usage, output_tokens: int) -> dict:
 def anthropic_content(answer: _Answer) -> list[dict]:
     blocks: list[dict] = []
     if answer.thinking:
-        blocks.append({"type": "thinking", "thinking": answer.thinking, "signature": _signature()})
+        blocks.append({"type": "thinking", "thinking": answer.thinking, "signature": _new_id(answer.signature_prefix)})
     if answer.has_text_part:
         blocks.append({"type": "text", "text": answer.text})
     for call in answer.tools:
@@ -1236,8 +1243,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_quota(dialect, fault.params)
             return True
         if fault.kind == "hang":
-            if self._pause(fault.params["seconds"]) == _WAITED:
+            outcome = self._pause(fault.params["seconds"])
+            if outcome == _WAITED:
                 return False
+            if outcome == _GONE:
+                self.server.fake._count_cancel()
             self.close_connection = True
             return True
         self._shape = fault  # the others act inside the answer's body
@@ -1418,6 +1428,7 @@ class _Handler(BaseHTTPRequestHandler):
         if dialect == ANTHROPIC:
             headers["request-id"] = request_id
         headers.update(failure.headers)
+        headers = {k: v for k, v in headers.items() if v is not None}  # None: leave that header out
         if failure.body is None:
             retry_after = headers.get("retry-after")
             body = _dumps(_error_body(dialect, status, message, request_id, retry_after))
@@ -1452,9 +1463,31 @@ def _error_body(
 # routes
 
 
+def _account_tag(req: Captured) -> str:
+    key = req.headers.get("x-api-key") or req.headers.get("authorization", "")
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def _foreign_signature(body: dict, tag: str) -> str | None:
+    """Anthropic's 400 text for a thinking block another account signed, else None."""
+    for i, msg in enumerate(body.get("messages") or []):
+        content = msg.get("content") if isinstance(msg, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if isinstance(block, dict) and block.get("type") == "thinking":
+                if not str(block.get("signature", "")).startswith(f"sig-{tag}-"):
+                    return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+    return None
+
+
 def _anthropic_messages(h: _Handler, fake: FakeUpstream, req: Captured, _: re.Match) -> None:
     body = req.json
+    tag = _account_tag(req) if fake.account_signatures else None
+    if tag is not None and (bad := _foreign_signature(body, tag)):
+        h._send_error(ANTHROPIC, 400, bad)
+        return
     answer = fake._answer(body.get("system"), body.get("messages"))
+    if tag is not None:
+        answer = dataclasses.replace(answer, signature_prefix=f"sig-{tag}-")
     model, msg_id = body.get("model", ""), _new_id("msg_")
     headers = {"request-id": _new_id("req_")}
     if body.get("stream"):

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from quotio_core.translate.anthropic_request import decode_request, encode_request, strip_thinking
+from quotio_core.translate.anthropic_request import assistant_turns, decode_request, encode_request, strip_thinking
 from quotio_core.translate.anthropic_response import is_signature_error
 from quotio_core.translate.ir import (
     Image,
@@ -540,27 +540,37 @@ def _conversation(last_tool: bool) -> dict:
 
 
 def test_strip_thinking_drops_every_thinking_block_and_keeps_the_rest():
-    out = json.loads(strip_thinking(json.dumps(_conversation(last_tool=False)).encode()))
-    assert out["messages"][1]["content"] == [{"type": "text", "text": "hello"}]
-    assert out["messages"][3]["content"] == [{"type": "text", "text": "done"}]
-    assert out["thinking"] == {"type": "enabled", "budget_tokens": 1024}
-    assert out["future_field"] == 1
+    body = _conversation(last_tool=False)
+    assert strip_thinking(body)
+    assert body["messages"][1]["content"] == [{"type": "text", "text": "hello"}]
+    assert body["messages"][3]["content"] == [{"type": "text", "text": "done"}]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert body["future_field"] == 1
 
 
 def test_strip_thinking_turns_thinking_off_when_the_last_turn_used_a_tool():
-    out = json.loads(strip_thinking(json.dumps(_conversation(last_tool=True)).encode()))
-    assert "thinking" not in out
-    assert out["messages"][3]["content"][0]["type"] == "tool_use"
+    body = _conversation(last_tool=True)
+    assert strip_thinking(body)
+    assert "thinking" not in body
+    assert body["messages"][3]["content"][0]["type"] == "tool_use"
 
 
-def test_strip_thinking_none_when_nothing_to_strip_or_not_json():
+def test_strip_thinking_of_the_first_turns_only_keeps_the_later_ones():
+    body = _conversation(last_tool=True)
+    assert assistant_turns(body) == 2
+    assert strip_thinking(body, turns=1)
+    assert body["messages"][1]["content"] == [{"type": "text", "text": "hello"}]
+    assert body["messages"][3]["content"][0]["type"] == "thinking"
+    assert body["thinking"]["type"] == "enabled"  # the last turn still starts with its own thinking
+
+
+def test_strip_thinking_false_when_nothing_to_strip():
     body = {"model": "m", "messages": [{"role": "assistant", "content": [{"type": "text", "text": "x"}]}]}
-    assert strip_thinking(json.dumps(body).encode()) is None
-    assert strip_thinking(b"not json") is None
-    assert strip_thinking(b'{"messages": "text"}') is None
+    assert not strip_thinking(body)
+    assert not strip_thinking({"messages": "text"})
     only_thinking = {"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "x"}]}]}
-    assert json.loads(strip_thinking(json.dumps(only_thinking).encode()))["messages"][0]["content"] == [
-        {"type": "text", "text": "(thinking omitted)"}]
+    assert strip_thinking(only_thinking)
+    assert only_thinking["messages"][0]["content"] == [{"type": "text", "text": "(thinking omitted)"}]
 
 
 def test_signature_error_is_recognised_only_as_a_400_about_thinking_signatures():
