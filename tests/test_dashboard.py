@@ -327,9 +327,11 @@ def test_dashboard_in_chromium(dash: Dash, browser: Browser, tmp_path):
     assert _chart_sums(page, "chart-tokens") == {"claude": 36, "codex": 14}
     totals = page.evaluate("document.getElementById('totals').innerText")
     assert re.search(r"Requests\s+7\b", totals) and "14.3% error rate" in totals
+    assert re.search(r"Cancelled\s+0\s+hung up by the client", totals)
     assert re.search(r"Latency p50\s+\d+ ms\s+p95 \d+ ms", totals)
     providers = page.evaluate("document.getElementById('by-provider').innerText")
-    assert re.search(r"codex\s+3\s+1\s+33\.3%\s+6\s+8", providers)
+    # Provider, requests, errors, error rate, cancelled, tokens in, tokens out.
+    assert re.search(r"codex\s+3\s+1\s+33\.3%\s+0\s+6\s+8", providers)
     pool = page.evaluate("document.getElementById('pool').innerText")
     assert re.search(r"b@example\.com\s+cooling\s+quota window exhausted \(five_hour\)\s+ends in 1h 5\dm", pool)
     assert "log in again: quotio login claude" in pool
