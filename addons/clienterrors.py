@@ -1,4 +1,4 @@
-"""An upstream that fails at the connection gives the client an error in its own API's shape.
+"""Connection-level failures answered in the client's own API shape, not mitmproxy's HTML.
 
 When the upstream's connection fails (refused, reset, cut mid-stream, a
 deadline of the gateway's), mitmproxy answers the client itself once the
@@ -16,6 +16,10 @@ written (its writes to a closing transport are skipped). That goes around
 mitmproxy's HTTP layer, whose only way to send is an upstream's answer,
 which is why it is limited to the case where the bytes on the wire are
 known: HTTP/1.1 without TLS. TLS and HTTP/2 clients keep mitmproxy's answer.
+
+A request body over `max-request-body-mb` is refused by mitmproxy while it
+arrives (its `body_size_limit`); that refusal, too, is answered here: 413 in
+the client's shape.
 """
 
 from __future__ import annotations
@@ -63,17 +67,25 @@ def _client_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
 
 def _whole_answer(flow: http.HTTPFlow, fmt: str, fault: Fault) -> bytes:
     code = f"upstream_{fault.kind.replace('-', '_')}"
-    body = render_error(fmt, fault.status, code, client_message(fault, started=False))
-    reason = stdlib_http.HTTPStatus(fault.status).phrase
+    return _answer(flow, fault.status, render_error(fmt, fault.status, code, client_message(fault, started=False)))
+
+
+def _too_large(flow: http.HTTPFlow, fmt: str, gateway) -> bytes:
+    limit = gateway.config.file.max_request_body_mb if gateway is not None else 0
+    message = f"request body larger than {limit:g} MB (max-request-body-mb)"
+    return _answer(flow, 413, render_error(fmt, 413, "request_too_large", message), retry=False)
+
+
+def _answer(flow: http.HTTPFlow, status: int, body: bytes, retry: bool = True) -> bytes:
     head = (
-        f"HTTP/1.1 {fault.status} {reason}\r\n"
+        f"HTTP/1.1 {status} {stdlib_http.HTTPStatus(status).phrase}\r\n"
         "content-type: application/json\r\n"
         f"content-length: {len(body)}\r\n"
         f"x-quotio-request-id: {flow.id}\r\n"
         # The failed credential is already cooling: a retry now goes elsewhere
         # (1 ms: the SDKs ignore 0 and back off instead).
-        "x-should-retry: true\r\nretry-after-ms: 1\r\n"
-        "connection: close\r\n\r\n"
+        + ("x-should-retry: true\r\nretry-after-ms: 1\r\n" if retry else "x-should-retry: false\r\n")
+        + "connection: close\r\n\r\n"
     )
     return head.encode() + body
 
@@ -84,10 +96,16 @@ class ClientErrors:
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.holder.flows.get(flow)
-        if state is None or state.route.kind != "api" or state.plan is None:
+        if state is None:
             return
         fault = meta.fault_of(flow, state)
-        if fault is None or not fault.upstream:
+        if fault is not None and fault.side == "client" and fault.kind == "too-large":
+            # mitmproxy's HTML 413 would answer an API client otherwise.
+            if (writer := _client_writer(flow)) is not None:
+                writer.write(_too_large(flow, state.route.fmt or "openai", self.holder.gateway))
+                writer.close()
+            return
+        if state.route.kind != "api" or state.plan is None or fault is None or not fault.upstream:
             return
         writer = _client_writer(flow)
         if writer is None:

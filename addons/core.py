@@ -28,6 +28,9 @@ class GatewayHolder:
         # The parsed mode of the gateway's own listener; flows from other
         # listeners (a user's forward proxy) are left alone.
         self.listen_mode = None
+        # keep_host_header was switched on for the gateway's sake: a user's
+        # own reverse listeners get mitmproxy's Host rewrite from Intake.
+        self.restore_host_header = False
 
 
 class GatewayCore:

@@ -40,7 +40,7 @@ from quotio_core import translate
 from quotio_core.errors import ERROR_FORMATS, GatewayError, render_error
 from quotio_core.faults import Fault, classify_exception
 from quotio_core.gateway import Plan
-from quotio_core.images import fetch_images
+from quotio_core.images import ImageClients, fetch_images
 from quotio_core.oauth.keeper import RefreshFailed
 from quotio_core.providers import CLIENT_SECRET_HEADERS
 from quotio_core.proxyurl import ProxyURL
@@ -121,10 +121,12 @@ class Failover:
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
         self._clients: dict[ProxyURL | None, httpx.AsyncClient] = {}
+        self._images = ImageClients()  # remote images, SSRF-guarded; never through a proxy
 
     def done(self) -> None:
         for client in self._clients.values():
             asyncio_utils.create_task(client.aclose(), name="quotio failover client", keep_ref=True)
+        asyncio_utils.create_task(self._images.aclose(), name="quotio image clients", keep_ref=True)
 
     def _client(self, proxy: ProxyURL | None) -> httpx.AsyncClient:
         if proxy not in self._clients:
@@ -322,7 +324,8 @@ class Failover:
             )
             draft = await gateway.ready(draft, frozenset(tried))
             if urls := draft.image_urls():
-                draft.inline_images(await fetch_images(self._client(None), urls))
+                policy = gateway.config.file.images
+                draft.inline_images(await fetch_images(self._images.get(policy), urls, policy))
             plan = gateway.finalize(draft)
         except GatewayError as e:
             reset = float(e.extra.get("reset_seconds", 0)) if e.code == "model_cooldown" else None

@@ -50,6 +50,8 @@ class FlowState:
     route: ApiRoute
     client_path: str
     client_key_id: str | None = None
+    # The client-key check passed: nothing is routed or passed on without it.
+    authorized: bool = False
     plan: Plan | None = None
     # The stream callable: a same-format tap or a translator; all have `.tracker`.
     stream_tap: Any = None

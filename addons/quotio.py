@@ -17,6 +17,7 @@ from addons.clientauth import ClientAuth  # noqa: E402
 from addons.clienterrors import ClientErrors  # noqa: E402
 from addons.core import GatewayCore, GatewayHolder  # noqa: E402
 from addons.failover import Failover  # noqa: E402
+from addons.fallthrough import Fallthrough  # noqa: E402
 from addons.flowcap import FlowCap  # noqa: E402
 from addons.housekeeping import Housekeeping  # noqa: E402
 from addons.intake import Intake  # noqa: E402
@@ -44,6 +45,8 @@ addons = [
     # Before Router: a failed answer is replaced before it is translated.
     Failover(_holder),
     Router(_holder),
+    # After every addon that answers or routes a request: what is left unanswered gets a 500.
+    Fallthrough(_holder),
     # After Router: only routed requests get a first-byte deadline.
     Timeouts(_holder),
     Streams(_holder),

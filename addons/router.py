@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import logging
 
-import httpx
 from mitmproxy import connection, http
 from mitmproxy.utils import asyncio_utils
 
 from quotio_core.errors import GatewayError, render_error
-from quotio_core.images import fetch_images
+from quotio_core.images import ImageClients, fetch_images
 from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
 from quotio_core.streamtap import rename_model
 
@@ -28,16 +27,10 @@ log = logging.getLogger("quotio")
 class Router:
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
-        self._http: httpx.AsyncClient | None = None  # fetches remote images for Gemini
+        self._images = ImageClients()  # fetch remote images for Gemini and Kiro, SSRF-guarded
 
     def done(self) -> None:
-        if self._http is not None:
-            asyncio_utils.create_task(self._http.aclose(), name="quotio image client", keep_ref=True)
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient()
-        return self._http
+        asyncio_utils.create_task(self._images.aclose(), name="quotio image clients", keep_ref=True)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         state = self.holder.flows.get(flow)
@@ -45,10 +38,14 @@ class Router:
         if not meta.is_fresh(flow) or state is None or gateway is None:
             return
         route = state.route
+        if not state.authorized:
+            return  # the client-key check did not pass (or did not run): Fallthrough answers
         if route.kind == "passthrough":
             if not gateway.config.passthrough_enabled:
                 msg = f"no route for {flow.request.method} {flow.request.path.split('?')[0]}"
                 flow.response = meta.json_response(404, render_error("openai", 404, "not_found", msg))
+                return
+            _forward_to_cliproxyapi(flow)
             return
         if route.kind != "api":
             return
@@ -60,7 +57,8 @@ class Router:
             draft = gateway.draft(route, state.client_body, state.client_headers, state.client_query)
             draft = await gateway.ready(draft)
             if urls := draft.image_urls():
-                draft.inline_images(await fetch_images(self._client(), urls))
+                policy = gateway.config.file.images
+                draft.inline_images(await fetch_images(self._images.get(policy), urls, policy))
             plan = gateway.finalize(draft)
         except GatewayError as e:
             state.error = e.message
@@ -119,6 +117,17 @@ class Router:
             return
         if rename_model(plan.provider_format, body, plan.model_sent, plan.model_requested):
             resp.content = json.dumps(body).encode()
+
+
+def _forward_to_cliproxyapi(flow: http.HTTPFlow) -> None:
+    """Every passthrough request reaches CLIProxyAPI from 127.0.0.1: say who really sent it,
+    so its own rules for remote callers still apply."""
+    req = flow.request
+    client = flow.client_conn.peername[0]
+    # Only the gateway's word counts: a client's own forwarding headers are dropped.
+    req.headers["x-forwarded-for"] = client
+    req.headers["x-real-ip"] = client
+    req.host_header = f"{req.host}:{req.port}"
 
 
 def _route_via(flow: http.HTTPFlow, proxy) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -63,6 +64,30 @@ class ScanResult:
 
 Signature = tuple[int, int]  # (mtime_ns, size)
 
+# Printable, no separators; the longest a file system takes.
+_MAX_NAME = 255
+_BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def auth_file_name(name: str) -> str:
+    """`name` if it can only mean a file directly inside the auth dir; else ValueError saying why.
+
+    Every route that takes a file name from a client goes through here: no
+    separators, no `..`, no hidden files, no control characters (a newline
+    would forge log lines), a `.json` name of sensible length.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("no file name given")
+    if len(name) > _MAX_NAME:
+        raise ValueError(f"file name longer than {_MAX_NAME} characters")
+    if _BAD_NAME.search(name):
+        raise ValueError("file name holds a path separator or a control character")
+    if name.startswith(".") or ".." in name:
+        raise ValueError("file name starts with a dot or holds ..")
+    if not name.endswith(".json") or name == ".json":
+        raise ValueError("file name must end in .json")
+    return name
+
 
 class AuthStore:
     """Credentials from the auth dir, kept in step with it by :meth:`scan`.
@@ -79,6 +104,8 @@ class AuthStore:
         self._scan_lock = threading.Lock()
         self._seen: dict[str, Signature] = {}
         self._creds: dict[str, Credential] = {}
+        self._links_warned: set[str] = set()
+        self._open_warned: set[Path] = set()
 
     @property
     def credentials(self) -> list[Credential]:
@@ -95,14 +122,38 @@ class AuthStore:
         except FileNotFoundError:
             return {}
         out = {}
+        self._check_private(self.dir, os.stat(self.dir).st_mode)
         for e in entries:
-            if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file():
+            if e.name.endswith(".json") and not e.name.startswith(".") and e.is_file() and self._inside(e):
                 try:
                     st = e.stat()
                 except FileNotFoundError:
                     continue  # deleted since the listing: treat it as gone
+                self._check_private(Path(e.path), st.st_mode)
                 out[e.name] = (st.st_mtime_ns, st.st_size)
         return out
+
+    def _check_private(self, path: Path, mode: int) -> None:
+        """Warn once per path that others on the machine can read tokens (nothing is changed)."""
+        if mode & 0o077 and path not in self._open_warned:
+            self._open_warned.add(path)
+            log.warning("%s is readable by other users (mode %s); chmod go-rwx it", path, oct(mode & 0o777))
+
+    def _inside(self, entry: os.DirEntry) -> bool:
+        """A file, or a link to one, within the auth dir: a link out of it is not followed."""
+        if not entry.is_symlink():
+            return True
+        target = Path(os.path.realpath(entry.path))
+        if target.parent == Path(os.path.realpath(self.dir)):
+            return True
+        if entry.name not in self._links_warned:
+            self._links_warned.add(entry.name)
+            self._warn(f"auth file {entry.path} skipped: it links out of the auth dir")
+        return False
+
+    def path_for(self, name: str) -> Path:
+        """The path of a client-named auth file (ValueError for a name that could leave the dir)."""
+        return self.dir / auth_file_name(name)
 
     def _load(self, name: str) -> Credential | None:
         try:
@@ -143,18 +194,22 @@ class AuthStore:
         return ScanResult(tuple(sorted(added)), tuple(sorted(changed)), tuple(sorted(removed)))
 
     def write(self, name: str, data: Mapping[str, Any]) -> Path:
-        """Write (or replace) an auth file atomically and load it now."""
-        if "/" in name or name.startswith(".") or not name.endswith(".json"):
-            raise ValueError(f"invalid auth file name {name!r}")
-        path = self.dir / name
+        """Write (or replace) an auth file atomically and load it now.
+
+        A link in its place is replaced, never written through.
+        """
+        path = self.path_for(name)
         write_json_atomic(path, data)
         self.scan()
         return path
 
     def remove(self, name: str) -> Path:
-        """Move an auth file aside into `.removed/` (recoverable), return its new path."""
-        src = self.dir / name
-        if not src.is_file():
+        """Move an auth file aside into `.removed/` (recoverable), return its new path.
+
+        A link is moved itself, never its target.
+        """
+        src = self.path_for(name)
+        if not (src.is_file() or src.is_symlink()):
             raise FileNotFoundError(name)
         dest_dir = self.dir / REMOVED_DIR
         dest_dir.mkdir(mode=0o700, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
 
 from .proxyurl import parse_proxy_url
 from .upstreams import merge_upstreams
@@ -29,6 +29,7 @@ __all__ = [
     "ConfigError",
     "FileConfig",
     "GeminiKey",
+    "ImageFetching",
     "ModelAlias",
     "OpenAICompat",
     "load_config",
@@ -170,6 +171,18 @@ class RemoteManagement(_Model):
     disable_control_panel: bool = False
 
 
+class ImageFetching(_Model):
+    """Remote image URLs the gateway fetches for targets that only take inline bytes (Gemini, Kiro)."""
+
+    # public: only hosts with public addresses; off: every remote image is refused;
+    # any: every address, loopback and private networks included.
+    fetch_remote: Literal["public", "off", "any"] = "public"
+    # Networks fetched from although not public, e.g. an internal image host ("10.1.2.0/24").
+    allowed_networks: tuple[IPvAnyNetwork, ...] = ()
+    # All of one request's images must arrive within this many seconds.
+    deadline_seconds: float = Field(default=20, gt=0)
+
+
 # Keys of CLIProxyAPI's config.yaml that are understood and acted on.
 IMPLEMENTED_KEYS = frozenset(
     {
@@ -202,6 +215,9 @@ IMPLEMENTED_KEYS = frozenset(
         "quota-refresh-seconds",
         "usage-retention-days",
         "web-max-flows",
+        "allowed-hosts",
+        "max-request-body-mb",
+        "images",
     }
 )
 
@@ -241,6 +257,13 @@ class FileConfig(_Model):
     usage_retention_days: float = Field(default=30, ge=0)
     # Flows mitmweb keeps for its UI (oldest finished ones go first); 0: no limit.
     web_max_flows: int = Field(default=1000, ge=0)
+    # Host names (besides loopback ones) the gateway may be reached by, e.g.
+    # behind a reverse proxy; anything else is refused as DNS rebinding.
+    allowed_hosts: list[str] = []
+    # Larger request bodies get 413 before they are read whole (Anthropic's limit).
+    max_request_body_mb: float = Field(default=32, gt=0)
+    # Remote images fetched on a client's behalf (SSRF guard).
+    images: ImageFetching = ImageFetching()
 
     @field_validator("api_keys", "generative_language_api_key", mode="before")
     @classmethod
@@ -270,8 +293,16 @@ class Config(_Model):
         Reverse mode whose target is CLIProxyAPI: whatever the addons do not
         route is passed on to it.
         """
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"reverse:http://127.0.0.1:{self.cli_proxy_port}@{host}:{self.port}"
+        # mitmproxy splits the port off at the last colon: an IPv6 host goes unbracketed.
+        return f"reverse:http://127.0.0.1:{self.cli_proxy_port}@{self.host}:{self.port}"
+
+    @property
+    def reachable_hosts(self) -> frozenset[str]:
+        """Names besides loopback ones a local client may call the gateway by (its Host header)."""
+        names = {h.strip().lower().strip("[]") for h in self.file.allowed_hosts}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(self.host.lower().strip("[]"))
+        return frozenset(names)
 
     def headers_for(self, provider: str) -> dict[str, str]:
         """Header overrides for a provider's upstream; CLIProxyAPI's codex key included."""

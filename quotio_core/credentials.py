@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .config import Config, ModelAlias
+from .install import install_secret
 
 __all__ = [
     "SERVICE_ACCOUNT_STANDIN",
@@ -56,8 +58,14 @@ class CredentialError(ValueError):
 
 
 @functools.lru_cache(maxsize=256)
-def key_id(secret: str) -> str:
-    """A stable, non-reversible id for a key, safe to log and store."""
+def key_id(secret: str, salt: bytes = b"") -> str:
+    """A stable, non-reversible id for a key, safe to log and store.
+
+    With this installation's `salt` (quotio_core/install.py) it is an HMAC,
+    so a leaked record cannot be used to test guesses of a key.
+    """
+    if salt:
+        return hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()[:12]
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
@@ -249,6 +257,7 @@ def credential_from_auth_file(
 
 def credentials_from_config(config: Config) -> list[Credential]:
     """The config's key entries, as pool members beside the auth files."""
+    salt = install_secret(config.config_dir)
     out: list[Credential] = []
     sections = (
         ("claude-api-key", "claude", config.file.claude_api_key),
@@ -265,7 +274,7 @@ def credentials_from_config(config: Config) -> list[Credential]:
                     kind="api-key",
                     source="config",
                     secret=entry.api_key,
-                    label=f"{section}[{i}] {key_id(entry.api_key)}",
+                    label=f"{section}[{i}] {key_id(entry.api_key, salt)}",
                     base_url=entry.base_url.rstrip("/"),
                     headers=dict(entry.headers),
                     prefix=entry.prefix.strip("/"),
@@ -285,7 +294,7 @@ def credentials_from_config(config: Config) -> list[Credential]:
                     kind="api-key",
                     source="config",
                     secret=key.api_key,
-                    label=f"{compat.name}[{i}] {key_id(key.api_key)}",
+                    label=f"{compat.name}[{i}] {key_id(key.api_key, salt)}",
                     base_url=compat.base_url.rstrip("/"),
                     headers=dict(compat.headers),
                     prefix=compat.prefix.strip("/"),

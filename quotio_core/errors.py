@@ -2,6 +2,7 @@
 
 GatewayError (status, code, message, extra, headers)
  ├── BadRequest             400: body is not the JSON the route needs
+ │                          (`check`/`objects` below: the field-type rules of translate/*_request.validate)
  ├── ModelUnavailable       404: model_not_found
  └── NoCredential           429 model_cooldown / 503 no_credential: nothing in the pool can serve now
 """
@@ -9,16 +10,28 @@ GatewayError (status, code, message, extra, headers)
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .translate.ir import kind_for_status
 
 __all__ = [
+    "BOOLEAN",
     "ERROR_FORMATS",
+    "INTEGER",
+    "LIST",
+    "NUMBER",
+    "OBJECT",
+    "STRING",
     "BadRequest",
     "GatewayError",
     "ModelUnavailable",
     "NoCredential",
+    "Rule",
+    "check",
+    "check_fields",
+    "objects",
     "render_error",
 ]
 
@@ -39,6 +52,43 @@ class GatewayError(Exception):
 class BadRequest(GatewayError):
     def __init__(self, message: str, code: str = "invalid_request_error"):
         super().__init__(400, code, message)
+
+
+# --- request shape rules ------------------------------------------------------------
+# What a field must be: (test, what the 400 says it must be). JSON null counts as
+# absent, as the decoders read it; booleans are not numbers.
+
+Rule = tuple[Callable[[Any], bool], str]
+
+STRING: Rule = (lambda v: isinstance(v, str), "a string")
+INTEGER: Rule = (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")
+NUMBER: Rule = (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number")
+BOOLEAN: Rule = (lambda v: isinstance(v, bool), "a boolean")
+OBJECT: Rule = (lambda v: isinstance(v, dict), "an object")
+LIST: Rule = (lambda v: isinstance(v, list), "a list")
+
+
+def check(value: Any, rule: Rule, path: str, required: bool = False) -> None:
+    """BadRequest naming `path` unless `value` is absent (None) or passes `rule`."""
+    if value is None and not required:
+        return
+    test, what = rule
+    if value is None or not test(value):
+        raise BadRequest(f"{path} must be {what}")
+
+
+def check_fields(obj: dict[str, Any], rules: dict[str, Rule], prefix: str = "") -> None:
+    for key, rule in rules.items():
+        check(obj.get(key), rule, prefix + key)
+
+
+def objects(value: Any, path: str, what: str = "a list", required: bool = False) -> list[dict[str, Any]]:
+    """`value`, a list whose items must all be objects; [] when absent and not `required`."""
+    check(value, (LIST[0], what), path, required)
+    for i, item in enumerate(value or ()):
+        if not isinstance(item, dict):
+            raise BadRequest(f"{path}.{i} must be an object")
+    return value or []
 
 
 class ModelUnavailable(GatewayError):

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +29,7 @@ from .oauth.keeper import RefreshFailed, TokenKeeper
 from .oauth.sessions import LoginSessions
 from .providers import Call, UpstreamRequest
 from .proxyurl import ProxyURL, resolve_proxy
+from .lockout import KeyLockout
 from .metrics import Metrics
 from .quota import QuotaBook
 from .records import RecordStore
@@ -120,13 +123,74 @@ def _body_bytes(d: Draft) -> bytes:
     return json.dumps(d.body).encode()
 
 
+# Deeper bodies are refused before anything walks them: copying, re-encoding and
+# the translators recurse, and no real request nests this far (serde_json's limit too).
+MAX_DEPTH = 128
+# A JSON string, escapes included; what is left outside strings is structure and scalars.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# Opening brackets to +1 and closing ones to -1 (as signed bytes); everything else dropped.
+_DEPTH_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+def _nesting(text: str, body: Any) -> int:
+    """How deep `body`, parsed from `text`, nests; exact only up to MAX_DEPTH + 1.
+
+    0 when `text` holds too few brackets to nest too deep. Walking the parsed
+    containers costs about as much per container as scanning the text costs
+    per hundred bytes: bodies of long strings (images, source files) are
+    walked, bodies of many small containers are scanned.
+    """
+    containers = text.count("[") + text.count("{")  # or fewer: some are in strings
+    if containers <= MAX_DEPTH:
+        return 0  # cannot nest too deep
+    if containers * 100 < len(text):
+        return _walk_depth(body)
+    # Linear because `text` is valid JSON: every quote outside a string opens one.
+    structure = _JSON_STRING.sub("", text).encode("utf-8", "surrogatepass")
+    steps = structure.translate(_DEPTH_STEPS, _NOT_BRACKETS)
+    return max(accumulate(memoryview(steps).cast("b")), default=0)
+
+
+def _walk_depth(body: Any) -> int:
+    deepest, stack = 0, [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if depth > MAX_DEPTH:
+                break
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return deepest
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: json.dumps would send it on as `Infinity`, which is no JSON
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise BadRequest("request body is empty; expected a JSON object")
+    too_deep = f"request body nests deeper than {MAX_DEPTH} levels"
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        # What json.loads does with bytes (UTF-8, -16 or -32), so the depth scan reads the same text.
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        body = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError as e:  # thousands of levels: the parser itself gives up
+        raise BadRequest(too_deep) from e
+    except ValueError as e:  # bad JSON or encoding, NaN/Infinity, an integer of over 4300 digits
         raise BadRequest(f"request body is not valid JSON: {e}") from e
+    if _nesting(text, body) > MAX_DEPTH:
+        raise BadRequest(too_deep)
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
     return body
@@ -152,6 +216,7 @@ class Gateway:
             Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity is not False else None
         )
         self.foreign_thinking = ForeignThinking()
+        self.lockout = KeyLockout()
         oauth = config.file.oauth
         self.tokens = TokenKeeper(
             config, self.store, on_change=self.rebuild_router, retry_seconds=oauth.refresh_retry_seconds
@@ -234,6 +299,8 @@ class Gateway:
     ) -> Draft:
         """Route a request to a credential; `pin` names one to use if it can serve."""
         body = parse_body(raw_body)
+        # Every request, same-format ones too: those go on undecoded, so this is their only check.
+        translate.module(route.fmt, "request").validate(body)
         model = route.model or body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("the request names no model", "missing_model")

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .clientauth import is_loopback
+from .lockout import KeyLockout
 from .gateway import Gateway
 from .management_oauth import LoginRoutes
 from .management_usage import UsageRoutes
 
-__all__ = ["Management", "Reply", "management_access"]
+__all__ = ["KeyLockout", "Management", "Reply", "management_access"]
 
 VERSION = "0.1.0"
 
@@ -36,7 +37,7 @@ class Reply:
 
 
 def management_access(
-    secret: str, allow_remote: bool, headers: Mapping[str, str], client_ip: str
+    secret: str, allow_remote: bool, headers: Mapping[str, str], client_ip: str, lockout: KeyLockout | None = None
 ) -> Reply | None:
     """None when the caller may use management routes, else the refusal."""
     local = is_loopback(client_ip)
@@ -46,12 +47,19 @@ def management_access(
         return Reply(403, _err("management is loopback-only until remote-management.secret-key is set"))
     if not local and not allow_remote:
         return Reply(403, _err("remote management is disabled (remote-management.allow-remote)"))
+    if lockout is not None and (left := lockout.remaining(client_ip)):
+        minutes = max(1, round(left / 60))
+        return Reply(403, _err(f"too many wrong management keys from {client_ip}; try again in {minutes} min"))
     auth = headers.get("authorization", "")
     presented = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-management-key", "")
     if not presented:
         return Reply(401, _err("missing management key (Authorization: Bearer or X-Management-Key)"))
     if not hmac.compare_digest(presented.encode(), secret.encode()):
+        if lockout is not None:
+            lockout.failure(client_ip)
         return Reply(401, _err("invalid management key"))
+    if lockout is not None:
+        lockout.success(client_ip)
     return None
 
 
@@ -247,6 +255,8 @@ class Management:
                 for c in self.gw.cooldowns.entries()
             ],
             "breakers": self.gw.breakers.snapshot(),
+            # Addresses refused after too many wrong management keys.
+            "management_lockouts": self.gw.lockout.snapshot(),
         }
 
     async def pool(self, query: Mapping[str, str]) -> Reply:

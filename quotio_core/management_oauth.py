@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .authstore import auth_file_name
 from .credentials import CredentialError, credential_from_auth_file
 from .gateway import Gateway
 from .oauth import LoginError, canonical_provider, login_module, login_providers
@@ -296,9 +297,13 @@ class LoginRoutes:
         if query.get("all") in ("true", "1"):
             names = [c.id for c in self.gw.store.credentials]
         elif query.get("name"):
-            names = [query["name"]]
-            if self.gw.store.get(names[0]) is None and not (self.gw.config.auth_dir / names[0]).is_file():
-                return self._r(404, {"status": "error", "error": f"no auth file {names[0]!r}"})
+            try:
+                path = self.gw.store.path_for(query["name"])
+            except ValueError as e:
+                return self._r(400, {"status": "error", "error": f"bad file name: {e}"})
+            names = [path.name]
+            if self.gw.store.get(path.name) is None and not path.is_file():
+                return self._r(404, {"status": "error", "error": f"no auth file {path.name!r}"})
         else:
             return self._r(400, {"status": "error", "error": "name the file (?name=) or pass ?all=true"})
         for name in names:
@@ -307,9 +312,10 @@ class LoginRoutes:
         return self._r(200, {"status": "ok", "deleted": len(names)})
 
     async def upload_auth_file(self, query: Mapping[str, str], body: bytes):
-        name = query.get("name", "")
-        if not name.endswith(".json") or "/" in name or name.startswith("."):
-            return self._r(400, {"status": "error", "error": "pass the file name as ?name=<file>.json"})
+        try:
+            name = auth_file_name(query.get("name", ""))
+        except ValueError as e:
+            return self._r(400, {"status": "error", "error": f"pass the file name as ?name=<file>.json ({e})"})
         try:
             data = json.loads(body)
             credential_from_auth_file(name, data, self.gw.config)

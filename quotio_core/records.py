@@ -20,6 +20,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -113,6 +114,15 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(REDACTED, text)
     return text
+
+
+def _private_file(path: Path) -> None:
+    """Create the database (and its directory) readable by its owner only: records name keys and accounts."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _open(path: Path) -> Database:
@@ -222,7 +232,7 @@ class RecordStore:
 
     def _prepare(self) -> Database:
         """An open write connection with the schema in place."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(self.path)
         db = _open(self.path)
         try:
             _ensure_schema(db)
@@ -230,6 +240,9 @@ class RecordStore:
         except BaseException:
             db.close()
             raise
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
         return db
 
     def submit(self, record: Record, secrets: Iterable[str] = ()) -> None:

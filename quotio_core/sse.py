@@ -41,7 +41,7 @@ class ServerSentEvent:
         """The data parsed as JSON, or None when it is not valid JSON (e.g. ``[DONE]``)."""
         try:
             return json.loads(self.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting past the parser's limit is not valid either
             return None
 
 

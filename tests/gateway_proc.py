@@ -124,3 +124,23 @@ def wait_ready(gw: GatewayProcess, timeout: float = 30) -> None:
         time.sleep(0.1)
     gw.stop()
     raise RuntimeError(f"gateway did not come up in {timeout}s:\n{gw.log()}")
+
+
+def start_mitmweb(root: Path, config: dict[str, Any], confdir: Path | str, password: str) -> tuple[GatewayProcess, int]:
+    """The gateway under mitmweb; returns it and the web UI's port (Bearer `password`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "auth").mkdir(exist_ok=True)
+    config_path = root / "config.yaml"
+    config_path.write_text(yaml.safe_dump({"quota-refresh-seconds": 0, **config}))
+    port, web_port = free_port(), free_port()
+    env = {**os.environ, "HOME": str(root), "QUOTIO_CONFIG": str(config_path), "QUOTIO_CONFIG_DIR": str(root),
+           "QUOTIO_AUTH_DIR": str(root / "auth"), "QUOTIO_HOST": "127.0.0.1", "QUOTIO_PORT": str(port)}
+    log_path = root / "mitmweb.log"
+    proc = subprocess.Popen(
+        [str(MITMDUMP.parent / "mitmweb"), "-s", str(ADDON), "--no-web-open-browser", "--set", f"web_port={web_port}",
+         "--set", f"web_password={password}", "--set", f"confdir={confdir}"],
+        env=env, cwd=root, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+    )
+    gw = GatewayProcess(root, port, proc, log_path, root / "auth", config_path)
+    wait_ready(gw)
+    return gw, web_port

@@ -30,6 +30,9 @@ def _flow(path: str, peer: str, mode: ProxyMode, **headers):
     f = tflow.tflow(req=tutils.treq(method=b"POST", path=path.encode(), content=b"{}"))
     f.client_conn.peername = (peer, 40000)
     f.client_conn.proxy_mode = mode
+    # What a local SDK sends (the gateway keeps the client's own Host).
+    f.request.headers["host"] = "127.0.0.1:8317"
+    f.request.headers["content-type"] = "application/json"
     for k, v in headers.items():
         f.request.headers[k.replace("_", "-")] = v
     return f

@@ -164,6 +164,9 @@ def test_file_vanishing_during_scan_is_not_fatal(
         def is_file(self) -> bool:
             return True
 
+        def is_symlink(self) -> bool:
+            return False
+
         def stat(self):
             raise FileNotFoundError(self.name)
 
@@ -296,3 +299,29 @@ def test_remove_corrupt_file_keeps_its_bytes(store: AuthStore, auth_dir: Path) -
     store.scan()
     dest = store.remove("claude-bad.json")
     assert dest.read_bytes() == b"{broken"
+
+
+def test_a_link_out_of_the_auth_dir_is_not_followed(store: AuthStore, auth_dir: Path, warnings: list[str],
+                                                     tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(json.dumps(claude("tok-outside")))
+    (auth_dir / "claude-link.json").symlink_to(outside)
+    put(auth_dir, "claude-in.json", claude("tok-in"))
+    (auth_dir / "claude-inner-link.json").symlink_to(auth_dir / "claude-in.json")
+    store.scan()
+    assert [c.id for c in store.credentials] == ["claude-in.json", "claude-inner-link.json"]
+    assert any("links out of the auth dir" in w for w in warnings)
+    # Removing moves the link itself; its target stays where it is.
+    store.remove("claude-link.json")
+    assert outside.exists() and not (auth_dir / "claude-link.json").exists()
+
+
+@pytest.mark.parametrize("name", ["../x.json", "/etc/passwd", "a/b.json", "x\nfake.json", ".hidden.json",
+                                  "x.txt", "a" * 300 + ".json", "x\x00.json"])
+def test_names_that_could_leave_the_auth_dir_are_refused(store: AuthStore, name: str) -> None:
+    with pytest.raises(ValueError):
+        store.path_for(name)
+    with pytest.raises(ValueError):
+        store.write(name, claude("t"))
+    with pytest.raises(ValueError):
+        store.remove(name)

@@ -371,7 +371,7 @@ def test_config_credential_ids(config_creds: list[Credential]) -> None:
     ]
 
 
-def test_config_credential_fields(config_creds: list[Credential]) -> None:
+def test_config_credential_fields(config_creds: list[Credential], tmp_path: Path) -> None:
     first = config_creds[0]
     assert first.base_url == "https://claude.example.com"
     assert first.prefix == "team"
@@ -382,7 +382,11 @@ def test_config_credential_fields(config_creds: list[Credential]) -> None:
     assert first.explicit_model("sonnet") == "claude-sonnet-4-5-20250929"
     assert first.explicit_model("claude-sonnet-4-5-20250929") == "claude-sonnet-4-5-20250929"
     assert first.explicit_model("opus") is None
-    assert first.label == f"claude-api-key[0] {key_id('sk-ant-api03-first')}"
+    # Keyed with this installation's secret, made in the config dir (0600).
+    secret = tmp_path / "install-secret"
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"
+    assert first.label == f"claude-api-key[0] {key_id('sk-ant-api03-first', secret.read_bytes())}"
+    assert key_id("sk-ant-api03-first", secret.read_bytes()) != key_id("sk-ant-api03-first")
 
     second = config_creds[1]
     assert (second.base_url, second.prefix, second.priority, second.weight) == ("", "", 0, 1)

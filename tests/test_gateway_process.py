@@ -23,7 +23,7 @@ from tests.conftest import (
     claude_file,
     gateway_config,
 )
-from tests.gateway_proc import ADDON, free_port, start_gateway, wait_ready, GatewayProcess
+from tests.gateway_proc import ADDON, free_port, start_gateway, start_mitmweb, wait_ready, GatewayProcess
 
 MGMT = {"Authorization": f"Bearer {MGMT_KEY}"}
 
@@ -244,26 +244,11 @@ def test_proxy_url_per_key_and_direct(tmp_path, claude_up, openai_up, confdir):
 
 def test_mitmweb_keeps_only_the_newest_flows(tmp_path, claude_up, confdir):
     """`web-max-flows` bounds what mitmweb holds, so a day of traffic cannot exhaust memory."""
-    import yaml
 
-    mitmweb = Path(sys.executable).parent / "mitmweb"
     config = {"claude-api-key": [{"api-key": CLAUDE_API_KEY}], "upstreams": {"claude": {"base-url": claude_up.url}},
               "web-max-flows": 5}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    (tmp_path / "auth").mkdir()
-    port, web_port = free_port(), free_port()
-    env = {"HOME": str(tmp_path), "PATH": str(Path(sys.executable).parent), "QUOTIO_CONFIG": str(tmp_path / "config.yaml"),
-           "QUOTIO_CONFIG_DIR": str(tmp_path), "QUOTIO_AUTH_DIR": str(tmp_path / "auth"), "QUOTIO_HOST": "127.0.0.1",
-           "QUOTIO_PORT": str(port)}
-    log = tmp_path / "mitmweb.log"
-    proc = subprocess.Popen(
-        [str(mitmweb), "-s", str(ADDON), "--no-web-open-browser", "--set", f"web_port={web_port}",
-         "--set", "web_password=flowcap-test", "--set", f"confdir={confdir}"],
-        env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-    gw = GatewayProcess(tmp_path, port, proc, log, tmp_path / "auth", tmp_path / "config.yaml")
+    gw, web_port = start_mitmweb(tmp_path, config, confdir, "flowcap-test")
     try:
-        wait_ready(gw)
         client = anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0)
         for i in range(12):
             client.messages.create(model="claude-sonnet-4-5", max_tokens=8,

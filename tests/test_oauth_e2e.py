@@ -323,7 +323,8 @@ def test_auth_files_upload_list_and_delete(gw, auth):
     tokens = auth.issue(CLAUDE_CLIENT.client_id)
     data = {"type": "claude", "email": "up@example.com", "access_token": tokens["access_token"],
             "refresh_token": tokens["refresh_token"], "expired": "2099-01-01T00:00:00Z", "prefix": "up"}
-    bad = mgmt(gw, "POST", "/auth-files", params={"name": "claude-up.json"}, content=b'{"no": "type"}')
+    bad = httpx.post(f"{gw.url}/v0/management/auth-files", params={"name": "claude-up.json"},
+                     content=b'{"no": "type"}', headers={**MGMT, "content-type": "application/json"})
     assert bad.status_code == 400 and "not a valid auth file" in bad.json()["error"]
     up = mgmt(gw, "POST", "/auth-files", params={"name": "claude-up.json"}, json=data)
     assert up.status_code == 200 and up.json() == {"status": "ok", "name": "claude-up.json"}

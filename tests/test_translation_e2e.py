@@ -136,6 +136,8 @@ def gw(tmp_path_factory, confdir, fakes) -> Iterator[GatewayProcess]:
             "codex": {"base-url": fakes["codex"].url + "/backend-api/codex"},
             "kiro": fakes["kiro"].upstreams,
         },
+        # The image server below stands for an internal image host (127.0.0.1 is always refused).
+        "images": {"allowed-networks": ["127.0.0.2/32"]},
     }
     auth = {
         "claude-a@example.com.json": claude_file(CLAUDE_TOKENS[0], "a@example.com"),
@@ -404,9 +406,9 @@ def image_server() -> Iterator[tuple[str, bytes]]:
         def log_message(self, *a):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/cat.png", png
+    yield f"http://127.0.0.2:{server.server_address[1]}/cat.png", png
     server.shutdown()
 
 
@@ -433,7 +435,7 @@ def test_unfetchable_image_is_a_clear_400(gw, fakes):
             messages=[{"role": "user", "content": [
                 {"type": "image", "source": {"type": "url", "url": "http://127.0.0.1:9/none.png"}}]}],
         )
-    assert "could not fetch image" in e.value.message
+    assert "image 1 could not be fetched" in e.value.message
     assert fakes["gemini"].requests == []
 
 

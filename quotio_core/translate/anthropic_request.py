@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import BOOLEAN, INTEGER, NUMBER, STRING, BadRequest, check, check_fields, objects
 from .ir import (
     Image,
     Message,
@@ -28,7 +29,7 @@ from .ir import (
 
 __all__ = [
     "DEFAULT_MAX_TOKENS", "EFFORT_BUDGETS", "assistant_turns", "decode_request", "encode_request", "strip_thinking",
-    "thinking_budget",
+    "thinking_budget", "validate",
 ]
 
 FORMAT = "anthropic"
@@ -66,6 +67,40 @@ _MAPPED_KEYS = frozenset(
 )
 # Anthropic rejects tool_use ids outside this alphabet; foreign ids may hold anything.
 _TOOL_ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+# --- validate ------------------------------------------------------------------
+
+_FIELDS = {
+    "model": STRING,
+    "max_tokens": INTEGER,
+    "stream": BOOLEAN,
+    "temperature": NUMBER,
+    "top_p": NUMBER,
+}
+_CONTENT = (lambda v: isinstance(v, str | list), "a string or a list of content blocks")
+_SYSTEM = (lambda v: isinstance(v, str | list), "a string or a list of text blocks")
+
+
+def validate(body: dict[str, Any]) -> None:
+    """BadRequest naming the first field whose type is wrong; fields without a rule pass untouched."""
+    check_fields(body, _FIELDS)
+    system = body.get("system")
+    check(system, _SYSTEM, "system")
+    for i, block in enumerate(system if isinstance(system, list) else ()):
+        if not (isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)):
+            raise BadRequest(f"system.{i} must be a text block")
+    for i, msg in enumerate(objects(body.get("messages"), "messages", "a list of messages", required=True)):
+        _check_content(msg.get("content"), f"messages.{i}.content", required=True)
+    objects(body.get("tools"), "tools")
+
+
+def _check_content(content: Any, path: str, required: bool = False) -> None:
+    check(content, _CONTENT, path, required)
+    if isinstance(content, list):
+        for j, block in enumerate(objects(content, path)):
+            if block.get("type") == "tool_result":
+                _check_content(block.get("content"), f"{path}.{j}.content")
 
 
 # --- decode --------------------------------------------------------------------

@@ -272,7 +272,10 @@ _DELTA_BUILDERS: dict[str, Callable[[int, dict[str, Any]], StreamEvent | None]] 
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
-    return encode_event(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), payload["type"])
+    try:
+        return encode_event(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), payload["type"])
+    except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
+        return encode_event(json.dumps(payload, separators=(",", ":")), payload["type"])
 
 
 @dataclass(slots=True)

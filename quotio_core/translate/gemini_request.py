@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
+from ..errors import INTEGER, NUMBER, OBJECT, STRING, check, objects
 from . import ir
 from .gemini_schema import clean_schema, to_json_schema
 
@@ -30,8 +31,10 @@ __all__ = [
     "encode_request",
     "field",
     "parse_args",
+    "string_field",
     "synth_call_id",
     "unwrap_code_assist",
+    "validate",
     "wrap_code_assist",
 ]
 
@@ -80,9 +83,16 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def string_field(obj: Any, name: str) -> str:
+    """`field(obj, name)` when it is a string, else "": ids, signatures, data go on as text."""
+    value = field(obj, name)
+    return value if isinstance(value, str) else ""
+
+
 def synth_call_id(scope: str, position: int, name: str) -> str:
     """A stable id for a function call Gemini sent without one."""
-    digest = hashlib.sha256(f"{scope}\0{position}\0{name}".encode()).hexdigest()[:24]
+    # surrogatepass: an upstream's lone surrogate ("\udc80") in a name or response id still hashes.
+    digest = hashlib.sha256(f"{scope}\0{position}\0{name}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
     return f"call_{digest}"
 
 
@@ -92,6 +102,8 @@ def parse_args(text: str) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
+    except RecursionError:  # nested thousands deep: nothing usable, and no repair will parse
+        return {}
     except ValueError:
         value = _repair_json(text)
     return value if isinstance(value, dict) else {}
@@ -108,7 +120,7 @@ def _repair_json(text: str) -> Any:
             continue
         try:
             return json.loads(head + closers)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     return None
 
@@ -150,6 +162,35 @@ def unwrap_code_assist(payload: Any) -> Any:
     if isinstance(payload, Mapping) and isinstance(payload.get("response"), Mapping):
         return payload["response"]
     return payload
+
+
+# --- validate ----------------------------------------------------------------------
+
+_GENERATION_FIELDS = {
+    "maxOutputTokens": INTEGER,
+    "temperature": NUMBER,
+    "topP": NUMBER,
+}
+
+
+def validate(body: dict[str, Any]) -> None:
+    """BadRequest naming the first field whose type is wrong; fields without a rule pass untouched.
+
+    Fields are found as the decoder finds them: camelCase or snake_case, inside
+    a countTokens `generateContentRequest` or a Code Assist `request`. The
+    model is in the URL, and `contents` may be absent.
+    """
+    check(field(body, "generateContentRequest"), OBJECT, "generateContentRequest")
+    inner = _unwrap_request(body)
+    prefix = "" if inner is body else next(f"{k}." for k, v in body.items() if v is inner)
+    check(field(inner, "model"), STRING, prefix + "model")
+    for i, content in enumerate(objects(field(inner, "contents"), prefix + "contents")):
+        objects(field(content, "parts"), f"{prefix}contents.{i}.parts")
+    objects(field(inner, "tools"), prefix + "tools")
+    config = field(inner, "generationConfig")
+    check(config, OBJECT, prefix + "generationConfig")
+    for key, rule in _GENERATION_FIELDS.items() if isinstance(config, dict) else ():
+        check(field(config, key), rule, f"{prefix}generationConfig.{key}")
 
 
 # --- decode ------------------------------------------------------------------------
@@ -239,18 +280,18 @@ class _Contents:
         return [ir.Text(text)] if text else []
 
     def _inline(self, blob: Any, part: Mapping[str, Any]) -> list[ir.Part]:
-        data = field(blob, "data", "")
+        data = string_field(blob, "data")
         if not data:
             return []
-        return [ir.Image(media_type=field(blob, "mimeType", _DEFAULT_MIME), data=data)]
+        return [ir.Image(media_type=string_field(blob, "mimeType") or _DEFAULT_MIME, data=data)]
 
     def _file(self, ref: Any, part: Mapping[str, Any]) -> list[ir.Part]:
-        uri = field(ref, "fileUri", "")
-        return [ir.Image(media_type=field(ref, "mimeType", ""), url=uri)] if uri else []
+        uri = string_field(ref, "fileUri")
+        return [ir.Image(media_type=string_field(ref, "mimeType"), url=uri)] if uri else []
 
     def _call(self, call: Any, part: Mapping[str, Any]) -> list[ir.Part]:
         name = str(field(call, "name", ""))
-        call_id = field(call, "id") or synth_call_id(f"m{self._msg_index}", self._part_index, name)
+        call_id = string_field(call, "id") or synth_call_id(f"m{self._msg_index}", self._part_index, name)
         self._pending.setdefault(name, deque()).append(call_id)
         return [
             ir.ToolCall(

@@ -66,7 +66,7 @@ def stop_reason(finish: Any, saw_call: bool) -> ir.StopReason:
     """The IR stop reason for a finishReason; a function call still ends with STOP upstream."""
     if finish == "MAX_TOKENS":
         return "max_tokens"
-    if finish in FILTER_REASONS:
+    if isinstance(finish, str) and finish in FILTER_REASONS:
         return "refusal"
     return "tool_use" if saw_call else "end_turn"
 
@@ -107,7 +107,8 @@ def decode_response(body: Any) -> ir.Response:
         if candidate is None:
             blocked = blocked or field(field(item, "promptFeedback"), "blockReason") is not None
             continue
-        for part in field(field(candidate, "content"), "parts", []):
+        parts = field(field(candidate, "content"), "parts")
+        for part in parts if isinstance(parts, list) else []:
             _add_part(resp, part)
         finish = field(candidate, "finishReason", finish)
     saw_call = any(isinstance(p, ir.ToolCall) for p in resp.parts)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from ..sse import ServerSentEvent, encode_event
 from ..usage import Usage, usage_from_body
 from . import ir
-from .gemini_request import field, parse_args, synth_call_id, unwrap_code_assist
+from .gemini_request import field, parse_args, string_field, synth_call_id, unwrap_code_assist
 from .gemini_response import decode_error, encode_error, encode_usage, finish_reason, stop_reason
 
 __all__ = ["StreamDecoder", "StreamEncoder"]
@@ -99,7 +99,8 @@ class StreamDecoder:
                 self._close(out)
                 self._finish, self._finished = "BLOCKED", True
             return
-        for part in field(field(candidate, "content"), "parts", []):
+        parts = field(field(candidate, "content"), "parts")
+        for part in parts if isinstance(parts, list) else []:
             if isinstance(part, Mapping):
                 self._part(part, out)
         finish = field(candidate, "finishReason")
@@ -118,13 +119,13 @@ class StreamDecoder:
     def _part(self, part: Mapping[str, Any], out: list[ir.StreamEvent]) -> None:
         call = field(part, "functionCall")
         if isinstance(call, Mapping):
-            self._call(call, field(part, "thoughtSignature", ""), out)
+            self._call(call, string_field(part, "thoughtSignature"), out)
             return
         text = field(part, "text")
         if not isinstance(text, str):
             return  # inlineData, executableCode …: nothing the IR stream carries
         if field(part, "thought") is True:
-            self._thought(text, field(part, "thoughtSignature", ""), out)
+            self._thought(text, string_field(part, "thoughtSignature"), out)
         elif text:
             # An empty text part (often just carrying a signature) opens no block.
             self._ensure("text", out)
@@ -171,7 +172,7 @@ def _error_info(err: Mapping[str, Any]) -> ir.ErrorInfo:
     # Reuse the body decoder: it knows Google's status strings and RetryInfo.
     code = field(err, "code")
     status = code if isinstance(code, int) and code >= 400 else 500
-    return decode_error(status, _dumps({"error": err}).encode())
+    return decode_error(status, json.dumps({"error": err}).encode())  # ASCII: lone surrogates too
 
 
 # --- encode ------------------------------------------------------------------------
@@ -303,7 +304,11 @@ class StreamEncoder:
 
 def _frame(body: Mapping[str, Any]) -> bytes:
     # The real API frames with CRLF; the JSON itself never holds a raw line break.
-    return encode_event(_dumps(body)).replace(b"\n", b"\r\n")
+    try:
+        text = encode_event(_dumps(body))
+    except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
+        text = encode_event(json.dumps(body, separators=(",", ":")))
+    return text.replace(b"\n", b"\r\n")
 
 
 def _ignore(encoder: StreamEncoder, event: ir.StreamEvent) -> bytes:

@@ -80,7 +80,9 @@ def _turns(messages: list[Message]) -> list[tuple[str, list[Any]]]:
     return turns
 
 
-def _image(img: Image) -> dict[str, Any]:
+def _image(img: Image) -> dict[str, Any] | None:
+    if not img.data and not img.url:
+        return None  # nothing to send (a base64 source without data): skipped, as other formats do
     if not img.data:
         # The gateway inlines remote images before encoding for Kiro.
         raise ValueError(f"Kiro takes images as bytes only; {img.url!r} was not fetched")
@@ -143,8 +145,8 @@ class _Encoder:
             if isinstance(part, Text):
                 if part.text:
                     texts.append(part.text)
-            elif isinstance(part, Image):
-                images.append(_image(part))
+            elif isinstance(part, Image) and (image := _image(part)) is not None:
+                images.append(image)
             elif isinstance(part, ToolResult):
                 self._result(part, texts, images, results)
         content = "\n\n".join(texts)
@@ -161,8 +163,8 @@ class _Encoder:
 
     def _result(self, part: ToolResult, texts: list[str], images: list, results: list) -> None:
         for p in part.content:
-            if isinstance(p, Image):
-                images.append(_image(p))
+            if isinstance(p, Image) and (image := _image(p)) is not None:
+                images.append(image)
         text = _result_text(part)
         if part.call_id in self.called and part.call_id not in self.answered:
             self.answered.add(part.call_id)

@@ -211,7 +211,7 @@ class StreamDecoder:
             return {}
         try:
             return _dict(json.loads(raw))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             return {}
 
     def _event(self, name: str, payload: dict[str, Any], out: list[ir.StreamEvent]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
+from ..errors import BOOLEAN, INTEGER, NUMBER, STRING, check, check_fields, objects
 from .ir import (
     Image,
     Message,
@@ -30,7 +31,7 @@ from .ir import (
     ToolResult,
 )
 
-__all__ = ["decode_request", "encode_request", "image_url", "parse_arguments", "parse_data_url"]
+__all__ = ["decode_request", "encode_request", "image_url", "parse_arguments", "parse_data_url", "validate"]
 
 FORMAT = "openai"
 
@@ -78,7 +79,7 @@ def parse_arguments(raw: Any) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a string of JSON nested thousands deep
         return {}
     if isinstance(value, dict):
         return value
@@ -125,6 +126,32 @@ def _content_text(content: Any) -> list[str]:
             elif isinstance(part, str) and part:
                 texts.append(part)
     return texts
+
+
+# --- validate --------------------------------------------------------------------
+
+_FIELDS = {
+    "model": STRING,
+    "max_tokens": INTEGER,
+    "max_completion_tokens": INTEGER,
+    "stream": BOOLEAN,
+    "temperature": NUMBER,
+    "top_p": NUMBER,
+}
+_CONTENT = (lambda v: isinstance(v, str | list), "a string or a list of content parts")
+
+
+def validate(body: dict[str, Any]) -> None:
+    """BadRequest naming the first field whose type is wrong; fields without a rule pass untouched."""
+    check_fields(body, _FIELDS)
+    for i, msg in enumerate(objects(body.get("messages"), "messages", "a list of messages", required=True)):
+        content = msg.get("content")
+        check(content, _CONTENT, f"messages.{i}.content")  # or null: an assistant turn of tool_calls
+        if isinstance(content, list):
+            objects(content, f"messages.{i}.content")
+        objects(msg.get("tool_calls"), f"messages.{i}.tool_calls")
+    # Function tools, custom tools: any object.
+    objects(body.get("tools"), "tools")
 
 
 # --- decode ----------------------------------------------------------------------

@@ -45,6 +45,13 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+def _frame(obj: Any) -> bytes:
+    try:
+        return encode_event(_dumps(obj))
+    except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
+        return encode_event(json.dumps(obj, separators=(",", ":")))
+
+
 # --- decoder -------------------------------------------------------------------------
 
 
@@ -270,7 +277,7 @@ def _complete_json(call: _Call) -> bool:
     if not call.complete and call.sent:
         try:
             json.loads("".join(call.sent))
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
         call.complete = True
     return call.complete
@@ -326,7 +333,7 @@ class StreamEncoder:
         }
         if self._include_usage:
             chunk["usage"] = usage
-        return encode_event(_dumps(chunk))
+        return _frame(chunk)
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         head = self._head()
@@ -386,7 +393,7 @@ class StreamEncoder:
         self._done = True
         _, obj = error_object(event.error)
         payload = {"error": {"message": obj["message"], "type": obj["type"], "code": obj["code"]}}
-        return encode_event(_dumps(payload)) + _DONE
+        return _frame(payload) + _DONE
 
     def _on_nothing(self, event: StreamEvent) -> bytes:
         # Signatures, block stops and pings have no Chat form.

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from ..inflate import Inflater
-from ..sse import SSEDecoder
+from ..sse import ServerSentEvent, SSEDecoder
 from ..usage import StreamUsageTracker, Usage
 from . import ir
 
@@ -109,6 +109,23 @@ class EventUsageTracker:
             self.complete = True
 
 
+def _decode_event(
+    decoder: Any, event: ServerSentEvent, tracker: StreamUsageTracker | None = None
+) -> list[ir.StreamEvent]:
+    """The IR events of one SSE event: none when its data nests too deep to parse.
+
+    `ServerSentEvent.json()` reads data that is not JSON as None, but the
+    parser's RecursionError (thousands of levels) escapes it; here it means
+    the same: an event nothing can be read from.
+    """
+    try:
+        if tracker is not None:
+            tracker.observe(event)
+        return decoder.feed(event)
+    except RecursionError:
+        return []
+
+
 class StreamTranslator:
     """A `flow.response.stream` callable: upstream stream bytes in, client SSE bytes out."""
 
@@ -136,8 +153,7 @@ class StreamTranslator:
     def _translate(self, sse_events) -> list[bytes]:
         out: list[bytes] = []
         for sse in sse_events:
-            self.tracker.observe(sse)
-            out += self._encode(self._decoder.feed(sse))
+            out += self._encode(_decode_event(self._decoder, sse, self.tracker))
         return out
 
     def _feed(self, chunk: bytes) -> list[bytes]:
@@ -227,7 +243,7 @@ class Aggregator:
             text = "".join(self._args.pop(e.index, []))
             try:
                 args = json.loads(text) if text.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):
                 args = {}
             part.arguments = args if isinstance(args, dict) else {"value": args}
 
@@ -281,7 +297,7 @@ def aggregate(src: str, dst: str, model: str, raw: bytes) -> AggregateResult:
         events = decoder.feed(raw)
     else:
         sse = SSEDecoder()
-        events = [e for event in sse.feed(raw) + sse.flush() for e in decoder.feed(event)]
+        events = [e for event in sse.feed(raw) + sse.flush() for e in _decode_event(decoder, event)]
     for ir_event in events:
         agg.feed(ir_event)
     for ir_event in decoder.finish():

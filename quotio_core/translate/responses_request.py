@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..errors import BOOLEAN, INTEGER, LIST, NUMBER, STRING, check, check_fields, objects
 from . import ir
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "parse_arguments",
     "reasoning_item",
     "summary_text",
+    "validate",
 ]
 
 FORMAT = "responses"
@@ -47,6 +49,39 @@ _ENCRYPTED_INCLUDE = "reasoning.encrypted_content"
 SEPARATOR = "\n\n"
 
 
+# --- validate --------------------------------------------------------------------
+
+_FIELDS = {
+    "model": STRING,
+    "instructions": STRING,
+    "max_output_tokens": INTEGER,
+    "stream": BOOLEAN,
+    "temperature": NUMBER,
+    "top_p": NUMBER,
+    "include": LIST,  # the Codex backend's body gets one more entry appended
+}
+_INPUT = (lambda v: isinstance(v, str | list), "a string or a list of input items")
+_CONTENT = (lambda v: isinstance(v, str | list), "a string or a list of content parts")
+# Item fields that hold content: a message's content, a tool call's output.
+_CONTENT_KEYS = {"message": "content", "function_call_output": "output"}
+
+
+def validate(body: dict[str, Any]) -> None:
+    """BadRequest naming the first field whose type is wrong; fields without a rule pass untouched."""
+    check_fields(body, _FIELDS)
+    raw_input = body.get("input")
+    check(raw_input, _INPUT, "input")
+    for i, item in enumerate(objects(raw_input, "input") if isinstance(raw_input, list) else ()):
+        # Items without a type are "easy" messages, as the decoder reads them.
+        kind = item.get("type") or ("message" if "role" in item else "")
+        key = _CONTENT_KEYS.get(kind) if isinstance(kind, str) else None
+        content = item.get(key) if key else None
+        check(content, _CONTENT, f"input.{i}.{key}")
+        if isinstance(content, list):
+            objects(content, f"input.{i}.{key}")
+    objects(body.get("tools"), "tools")
+
+
 # --- decode ----------------------------------------------------------------------
 
 
@@ -56,6 +91,10 @@ def _as_list(value: Any) -> list[Any]:
 
 def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def parse_arguments(raw: Any) -> dict[str, Any]:
@@ -80,6 +119,8 @@ def _loads_lenient(raw: str) -> Any:
     for suffix in _REPAIRS:
         try:
             return json.loads(raw + suffix)
+        except RecursionError:  # nested thousands deep: no closing will help
+            return _INVALID
         except ValueError:
             continue
     return _INVALID
@@ -221,14 +262,14 @@ def _decode_tools(raw: Any, extra: dict[str, Any]) -> list[ir.Tool]:
     strict: list[str] = []
     for tool in _as_list(raw):
         tool = _as_dict(tool)
-        if tool.get("type") != "function" or not tool.get("name"):
+        if tool.get("type") != "function" or not isinstance(tool.get("name"), str) or not tool["name"]:
             others.append(tool)
             continue
         params = tool.get("parameters")
         tools.append(
             ir.Tool(
                 name=tool["name"],
-                description=tool.get("description") or "",
+                description=_str(tool.get("description")),
                 parameters=params if isinstance(params, dict) else {"type": "object", "properties": {}},
             )
         )

@@ -82,7 +82,8 @@ class StreamDecoder:
         payload = event.json()
         if not isinstance(payload, dict):
             return []
-        handler = _DECODERS.get(payload.get("type") or event.event or "")
+        kind = payload.get("type") or event.event or ""
+        handler = _DECODERS.get(kind) if isinstance(kind, str) else None
         if handler is None:
             return []
         out: list[ir.StreamEvent] = []
@@ -373,7 +374,10 @@ class StreamEncoder:
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1
-        return encode_event(json.dumps(data, ensure_ascii=False, separators=(",", ":")), kind)
+        try:
+            return encode_event(json.dumps(data, ensure_ascii=False, separators=(",", ":")), kind)
+        except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
+            return encode_event(json.dumps(data, separators=(",", ":")), kind)
 
     def _response(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         usage = (self._usage or Usage()) if status != "in_progress" else None
