@@ -10,7 +10,7 @@ from quotio_core.install import install_secret
 from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 
 class ClientAuth:

@@ -33,7 +33,7 @@ from quotio_core.errors import render_error
 from quotio_core.faults import Fault
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 _WHAT = {
     "refused": "could not be reached",

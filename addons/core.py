@@ -12,25 +12,11 @@ from mitmproxy.utils import asyncio_utils
 
 from quotio_core.config import ConfigError, load_config
 from quotio_core.gateway import Gateway
-from quotio_core.logs import install as install_logs
+from quotio_core.admin.logs import install as install_logs
 
-from .meta import FlowStates
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
-
-
-class GatewayHolder:
-    """The one shared reference every addon reads the current Gateway through."""
-
-    def __init__(self) -> None:
-        self.gateway: Gateway | None = None
-        self.flows = FlowStates()
-        # The parsed mode of the gateway's own listener; flows from other
-        # listeners (a user's forward proxy) are left alone.
-        self.listen_mode = None
-        # keep_host_header was switched on for the gateway's sake: a user's
-        # own reverse listeners get mitmproxy's Host rewrite from Intake.
-        self.restore_host_header = False
 
 
 class GatewayCore:

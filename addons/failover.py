@@ -36,21 +36,21 @@ from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
 from quotio_core import providers
-from quotio_core import translate
-from quotio_core.errors import ERROR_FORMATS, GatewayError, render_error
+from quotio_core import formats as translate
+from quotio_core.errors import CLIENT_FORMATS, GatewayError, render_error
 from quotio_core.faults import Fault, classify_exception
 from quotio_core.gateway import Plan
 from quotio_core.images import ImageClients, fetch_images
 from quotio_core.oauth.keeper import RefreshFailed
 from quotio_core.providers import CLIENT_SECRET_HEADERS
 from quotio_core.proxyurl import ProxyURL
-from quotio_core.translate import anthropic_request, anthropic_response
-from quotio_core.sse import SSEDecoder
-from quotio_core.usage import StreamUsageTracker, Usage
+from quotio_core.formats.anthropic import request as anthropic_request, response as anthropic_response
+from quotio_core.formats.sse import SSEDecoder
+from quotio_core.formats import stream_usage
+from quotio_core.formats.usage import Usage
 
 from . import meta
-from .core import GatewayHolder
-from .recorder import submit
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 
@@ -80,7 +80,7 @@ def _unusable(plan: Plan, resp: http.Response) -> str | None:
         # A stream-only upstream's answer, folded into one for a non-stream client.
         if translate.raw_bytes(fmt):
             return None  # a binary event stream: its decoder judges it when folding
-        tracker = StreamUsageTracker(fmt)
+        tracker = stream_usage(fmt)
         decoder = SSEDecoder()
         for event in decoder.feed(raw) + decoder.flush():
             tracker.observe(event)
@@ -94,7 +94,7 @@ def _unusable(plan: Plan, resp: http.Response) -> str | None:
 
 def _bad_gateway(plan: Plan, resp: http.Response, message: str) -> None:
     """`resp` made a 502 in the upstream's error shape (translated for the client later)."""
-    fmt = plan.provider_format if plan.provider_format in ERROR_FORMATS else "openai"
+    fmt = plan.provider_format if plan.provider_format in CLIENT_FORMATS else "openai"
     resp.status_code = 502
     resp.headers["content-type"] = "application/json"
     resp.headers.pop("content-encoding", None)
@@ -335,8 +335,8 @@ class Failover:
                 raise _Cooling(reset) from e
             return  # nothing else to try: the client gets the last answer
         # The failed attempt gets its own row before the next one replaces it.
-        submit(
-            gateway, flow, state, state.plan,
+        meta.record_attempt(
+            self.holder, flow, state, state.plan,
             status=failed.status_code,
             latency_ms=(time.time() - flow.request.timestamp_start) * 1000,
             ttfb_ms=None, usage=Usage(),

@@ -17,7 +17,7 @@ from mitmproxy import http
 from quotio_core.errors import render_error
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 

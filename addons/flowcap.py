@@ -12,7 +12,7 @@ import itertools
 
 from mitmproxy import ctx, flow
 
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 
 class FlowCap:

@@ -13,7 +13,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from quotio_core.routes import classify
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 
 class Intake:

@@ -27,7 +27,7 @@ from mitmproxy.proxy import events
 from mitmproxy.proxy.layers.http import HttpLayer, HttpStream, ResponseData
 from mitmproxy.utils import asyncio_utils
 
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 

@@ -18,7 +18,7 @@ from mitmproxy import ctx
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.utils import asyncio_utils
 
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 

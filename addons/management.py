@@ -7,11 +7,11 @@ import logging
 from mitmproxy import http
 
 from quotio_core.clientauth import JSON, browser_refusal, is_loopback
-from quotio_core.management import Management as Handlers
-from quotio_core.management import Reply, management_access
+from quotio_core.admin.management import Management as Handlers
+from quotio_core.admin.management import Reply, management_access
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 
@@ -31,7 +31,7 @@ class Management:
     def _for(self, gateway) -> Handlers:
         # Rebuilt when a config reload replaces the gateway.
         if self._handlers is None or self._handlers[0] is not gateway:
-            self._handlers = (gateway, Handlers(gateway))
+            self._handlers = (gateway, Handlers(gateway, self.holder.admin))
         return self._handlers[1]
 
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -57,7 +57,7 @@ class Management:
         page = path == DASHBOARD and req.method in ("GET", "HEAD")
         peer = flow.client_conn.peername[0]
         remote = gateway.config.file.remote_management
-        refusal = management_access(remote.secret_key, remote.allow_remote, headers, peer, gateway.lockout)
+        refusal = management_access(remote.secret_key, remote.allow_remote, headers, peer, self.holder.admin.lockout)
         # The dashboard page holds no data (it asks for the key and sends it
         # on every API call), so only the network rules apply to the page itself.
         if refusal is not None and refusal.status == 401 and page:

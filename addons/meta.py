@@ -1,4 +1,7 @@
-"""What the addons pass each other about a flow.
+"""What the addons share: the gateway they serve and what they know about a flow.
+
+The one module addons import from each other: each addon's hooks read and
+write a flow's `FlowState` here, never another addon.
 
 `flow.metadata` is saved with the flow (`-w`, mitmweb), so it only gets
 plain strings for people to read. The objects the addons hand on (route,
@@ -16,9 +19,11 @@ from mitmproxy import http
 from mitmproxy.connection import ConnectionState
 
 from quotio_core.faults import Fault, classify_flow_error
-from quotio_core.gateway import Plan
+from quotio_core.admin.state import AdminState
+from quotio_core.gateway import Gateway, Plan
+from quotio_core.records import Record
 from quotio_core.routes import ApiRoute
-from quotio_core.usage import Usage
+from quotio_core.formats.usage import Usage
 
 PROVIDER = "quotio.provider"
 CREDENTIAL = "quotio.credential"
@@ -120,3 +125,63 @@ def mask_secrets(flow: http.HTTPFlow, state: FlowState) -> None:
     for name in state.secret_params:
         if name in req.query:
             req.query[name] = MASK
+
+
+class GatewayHolder:
+    """The one shared reference every addon reads the current Gateway through."""
+
+    def __init__(self) -> None:
+        self.gateway: Gateway | None = None
+        self.flows = FlowStates()
+        # Counters and lockouts outlive a config reload's new gateway.
+        self.admin = AdminState()
+        # The parsed mode of the gateway's own listener; flows from other
+        # listeners (a user's forward proxy) are left alone.
+        self.listen_mode = None
+        # keep_host_header was switched on for the gateway's sake: a user's
+        # own reverse listeners get mitmproxy's Host rewrite from Intake.
+        self.restore_host_header = False
+
+
+def record_attempt(
+    holder: GatewayHolder,
+    flow: http.HTTPFlow,
+    state: FlowState,
+    plan: Plan | None,
+    *,
+    status: int,
+    latency_ms: float,
+    ttfb_ms: float | None,
+    usage: Usage,
+    error: str | None,
+    final: bool = True,
+) -> None:
+    """One row for one attempt; failover attempts of a flow share its request id.
+
+    `final` is False for an attempt the gateway failed over from: it is a
+    row of its own but not the client's request.
+    """
+    record = Record(
+        ts=flow.request.timestamp_start,
+        request_id=flow.id,
+        client_key_id=state.client_key_id,
+        method=flow.request.method,
+        route=state.client_path,
+        client_format=state.route.fmt,
+        provider=plan.credential.provider if plan else None,
+        credential_id=plan.credential.id if plan else None,
+        model_requested=plan.model_requested if plan else None,
+        model_sent=plan.model_sent if plan else None,
+        stream=bool(plan and plan.stream),
+        status=status,
+        latency_ms=latency_ms,
+        ttfb_ms=ttfb_ms,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        error=error,
+        attempt=state.attempt,
+    )
+    holder.gateway.records.submit(record, secrets=[plan.credential.secret] if plan else ())
+    holder.admin.metrics.observe(record, final)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from mitmproxy import http
 
 from quotio_core.errors import render_error
-from quotio_core.model_list import anthropic_list, gemini_list, gemini_model, openai_list
+from quotio_core.formats.models import anthropic_list, gemini_list, gemini_model, openai_list
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 
 def wants_anthropic(headers: http.Headers) -> bool:

@@ -14,7 +14,7 @@ import time
 
 from mitmproxy import http
 
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 
 class Overhead:

@@ -15,7 +15,8 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from addons.clientauth import ClientAuth  # noqa: E402
 from addons.clienterrors import ClientErrors  # noqa: E402
-from addons.core import GatewayCore, GatewayHolder  # noqa: E402
+from addons.core import GatewayCore  # noqa: E402
+from addons.meta import GatewayHolder  # noqa: E402
 from addons.failover import Failover  # noqa: E402
 from addons.fallthrough import Fallthrough  # noqa: E402
 from addons.flowcap import FlowCap  # noqa: E402

@@ -7,19 +7,19 @@ import time
 
 from mitmproxy import http
 
-from quotio_core.records import Record
-from quotio_core.sse import SSEDecoder
-from quotio_core.usage import StreamUsageTracker, Usage, usage_from_body
+from quotio_core.formats.sse import SSEDecoder
+from quotio_core.formats import stream_usage, usage_from_body
+from quotio_core.formats.usage import Usage
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 
 def _body_usage(fmt: str, resp: http.Response) -> Usage | None:
     ctype = resp.headers.get("content-type", "")
     if ctype.startswith("text/event-stream"):
         # A stream that was not streamed (a failover attempt's answer).
-        tracker = StreamUsageTracker(fmt)
+        tracker = stream_usage(fmt)
         decoder = SSEDecoder()
         for event in decoder.feed(resp.get_content(strict=False) or b"") + decoder.flush():
             tracker.observe(event)
@@ -89,8 +89,8 @@ class Recorder:
         if fault is not None and not (fault.side == "client" and tap is not None and tap.tracker.complete):
             # (A client leaving after the stream's last event had its whole answer.)
             status, error = fault.status, fault.error
-        submit(
-            gateway,
+        meta.record_attempt(
+            self.holder,
             flow,
             state,
             plan,
@@ -100,48 +100,3 @@ class Recorder:
             usage=usage or Usage(),
             error=error,
         )
-
-
-def submit(
-    gateway,
-    flow: http.HTTPFlow,
-    state,
-    plan,
-    *,
-    status: int,
-    latency_ms: float,
-    ttfb_ms: float | None,
-    usage: Usage,
-    error: str | None,
-    final: bool = True,
-) -> None:
-    """One row for one attempt; failover attempts of a flow share its request id.
-
-    `final` is False for an attempt the gateway failed over from: it is a
-    row of its own but not the client's request.
-    """
-    record = Record(
-        ts=flow.request.timestamp_start,
-        request_id=flow.id,
-        client_key_id=state.client_key_id,
-        method=flow.request.method,
-        route=state.client_path,
-        client_format=state.route.fmt,
-        provider=plan.credential.provider if plan else None,
-        credential_id=plan.credential.id if plan else None,
-        model_requested=plan.model_requested if plan else None,
-        model_sent=plan.model_sent if plan else None,
-        stream=bool(plan and plan.stream),
-        status=status,
-        latency_ms=latency_ms,
-        ttfb_ms=ttfb_ms,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_tokens=usage.cached_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        error=error,
-        attempt=state.attempt,
-    )
-    gateway.records.submit(record, secrets=[plan.credential.secret] if plan else ())
-    gateway.metrics.observe(record, final)
-

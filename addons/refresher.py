@@ -13,7 +13,7 @@ import logging
 
 from mitmproxy.utils import asyncio_utils
 
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 

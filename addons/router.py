@@ -6,20 +6,18 @@ URL and headers from the plan are applied.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from mitmproxy import connection, http
 from mitmproxy.utils import asyncio_utils
 
+from quotio_core.answers import buffered
 from quotio_core.errors import GatewayError, render_error
 from quotio_core.images import ImageClients, fetch_images
 from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
-from quotio_core.streamtap import rename_model
 
 from . import meta
-from .core import GatewayHolder
-from .translation import translate_buffered
+from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 
@@ -104,19 +102,17 @@ class Router:
         resp = flow.response
         if plan is None or resp is None or resp.stream or plan.local_reply is not None:
             return
-        if plan.translation is not None:
-            translate_buffered(state, plan, resp)
+        raw = resp.get_content(strict=False) or b""
+        answer = buffered(plan, resp.status_code, resp.headers.get("content-type", ""), raw)
+        if answer is None:
             return
-        if plan.model_sent == plan.model_requested:
-            return
-        if not resp.headers.get("content-type", "").startswith("application/json"):
-            return
-        try:
-            body = json.loads(resp.get_content(strict=False) or b"")
-        except ValueError:
-            return
-        if rename_model(plan.provider_format, body, plan.model_sent, plan.model_requested):
-            resp.content = json.dumps(body).encode()
+        resp.headers.pop("content-encoding", None)
+        resp.status_code = answer.status
+        resp.headers["content-type"] = answer.content_type
+        resp.content = answer.body
+        if answer.usage is not None:
+            state.usage = answer.usage
+        state.error = state.error or answer.error
 
 
 def _forward_to_cliproxyapi(flow: http.HTTPFlow) -> None:

@@ -22,7 +22,7 @@ from mitmproxy import ctx, http
 from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
 
 from . import meta
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 # Every header a credential travels in, either way (upstream, client, management).
 SECRET_HEADERS = frozenset({*CLIENT_SECRET_HEADERS, "x-management-key", "proxy-authorization", "cookie"})

@@ -1,13 +1,12 @@
-"""Streams `text/event-stream` answers to the client as they arrive, never buffered."""
+"""Streams successful answers to the client as they arrive (`quotio_core/answers.py` decides how)."""
 
 from __future__ import annotations
 
 from mitmproxy import http
 
-from quotio_core.streamtap import StreamTap
+from quotio_core.answers import stream_for
 
-from .core import GatewayHolder
-from .translation import inflate, install_stream
+from .meta import GatewayHolder
 
 
 class Streams:
@@ -19,12 +18,15 @@ class Streams:
         resp = flow.response
         if state is None or state.plan is None or resp is None:
             return
-        plan = state.plan
-        if plan.translation is not None:
-            install_stream(state, plan, resp)
+        h = resp.headers
+        stream = stream_for(state.plan, resp.status_code, h.get("content-type", ""), h.get("content-encoding", ""))
+        if stream is None:
             return
-        if resp.status_code >= 400 or not resp.headers.get("content-type", "").startswith("text/event-stream"):
-            return  # an error stays buffered, so it can still be failed over
-        tap = StreamTap(plan.provider_format, plan.model_sent, plan.model_requested, inflate(resp))
-        state.stream_tap = tap
-        resp.stream = tap
+        if stream.content_type is not None:
+            h["content-type"] = stream.content_type
+        if stream.drop_length:
+            h.pop("content-length", None)
+        if stream.drop_encoding:
+            h.pop("content-encoding", None)
+        state.stream_tap = stream.tap
+        resp.stream = stream.tap

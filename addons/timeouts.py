@@ -26,7 +26,7 @@ from mitmproxy import ctx, http
 from mitmproxy.proxy import server_hooks
 from mitmproxy.utils import asyncio_utils
 
-from .core import GatewayHolder
+from .meta import GatewayHolder
 
 # Idle deadlines are checked this often at most (and a few times per deadline).
 IDLE_CHECK_SECONDS = 1.0

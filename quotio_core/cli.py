@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from .authstore import AuthStore
+from .pool.authstore import AuthStore
 from .config import Config, ConfigError, load_config
-from .credentials import credentials_from_config
+from .pool.credentials import credentials_from_config
 from .oauth import LoginError
-from .usage_report import WINDOWS
-from .usage_tables import quota_tables, usage_tables
+from .admin.usage_report import WINDOWS
+from .admin.usage_tables import quota_tables, usage_tables
 
 ADDON = Path(__file__).resolve().parent.parent / "addons" / "quotio.py"
 

@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .credentials import key_id
+from .pool.credentials import key_id
 
 __all__ = ["Decision", "authorize", "browser_refusal", "host_name", "is_local_name", "is_loopback", "presented_key"]
 

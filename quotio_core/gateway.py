@@ -17,26 +17,25 @@ from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import providers, translate
-from .affinity import Affinity, ForeignThinking, session_key
-from .authstore import AuthStore, ScanResult
-from .breaker import Breakers
+from . import providers, formats as translate
+from .pool.affinity import Affinity, ForeignThinking, session_key
+from .pool.authstore import AuthStore, ScanResult
+from .pool.breaker import Breakers
 from .config import Config, parse_duration
-from .cooldown import CooldownBook, CooldownStore, Decision, decide
-from .credentials import Credential, credentials_from_config
+from .pool.cooldown import CooldownBook, CooldownStore, Decision, decide
+from .pool.credentials import Credential, credentials_from_config
 from .errors import BadRequest, GatewayError, ModelUnavailable, NoCredential
 from .oauth.keeper import RefreshFailed, TokenKeeper
 from .oauth.sessions import LoginSessions
 from .providers import Call, UpstreamRequest
 from .proxyurl import ProxyURL, resolve_proxy
-from .lockout import KeyLockout
-from .metrics import Metrics
-from .quota import QuotaBook
+from .pool.quota import QuotaBook
 from .records import RecordStore
 from .routes import ApiRoute
-from .routing import ModelNotFound, ModelRouter
-from .selector import Selector
-from .translate import anthropic_request, ir
+from .pool.routing import ModelNotFound, ModelRouter
+from .pool.selector import Selector
+from .formats.anthropic import request as anthropic_request
+from .formats import ir
 
 __all__ = ["Draft", "Gateway", "Plan", "Translation"]
 
@@ -216,7 +215,6 @@ class Gateway:
             Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity is not False else None
         )
         self.foreign_thinking = ForeignThinking()
-        self.lockout = KeyLockout()
         oauth = config.file.oauth
         self.tokens = TokenKeeper(
             config, self.store, on_change=self.rebuild_router, retry_seconds=oauth.refresh_retry_seconds
@@ -225,7 +223,6 @@ class Gateway:
             config, self.store, on_written=self.rebuild_router,
             timeout=oauth.login_timeout_seconds, callback_ports=oauth.callback_ports,
         )
-        self.metrics = Metrics()
         self.quotas = QuotaBook(
             config, self.credentials, self.tokens.ensure, self.cooldowns,
             interval=config.file.quota_refresh_seconds,

@@ -34,7 +34,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
-from .credentials import key_id  # the one id scheme for keys, re-exported for callers
+from .pool.credentials import key_id  # the one id scheme for keys, re-exported for callers
 
 __all__ = ["MAX_QUERY_LIMIT", "Record", "RecordStore", "key_id", "redact"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from quotio_core.sse import encode_event  # noqa: E402
-from quotio_core.streamtap import StreamTap  # noqa: E402
-from quotio_core.translate import StreamTranslator  # noqa: E402
+from quotio_core.formats.sse import encode_event  # noqa: E402
+from quotio_core.formats.streamtap import StreamTap  # noqa: E402
+from quotio_core.formats import StreamTranslator  # noqa: E402
 
 EVENTS = 2000
 

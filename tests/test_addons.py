@@ -13,7 +13,8 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import taddons, tflow, tutils
 
 from addons.clientauth import ClientAuth
-from addons.core import GatewayCore, GatewayHolder
+from addons.core import GatewayCore
+from addons.meta import GatewayHolder
 from addons.intake import Intake
 from addons.management import Management
 from addons.router import Router

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from quotio_core.affinity import Affinity, session_key
+from quotio_core.pool.affinity import Affinity, session_key
 
 UUID = "0b8f6e9a-3c1d-4e2f-9a7b-5c6d7e8f9a0b"
 

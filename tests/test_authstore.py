@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from quotio_core import authstore
-from quotio_core.authstore import AuthStore, ScanResult, write_json_atomic
+from quotio_core.pool import authstore
+from quotio_core.pool.authstore import AuthStore, ScanResult, write_json_atomic
 from quotio_core.config import Config, load_config
 
 

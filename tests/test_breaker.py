@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from quotio_core.breaker import Breakers, CircuitBreaker
+from quotio_core.pool.breaker import Breakers, CircuitBreaker
 
 
 class Clock:

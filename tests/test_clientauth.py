@@ -1,7 +1,7 @@
 import pytest
 
 from quotio_core.clientauth import authorize, is_loopback, presented_key
-from quotio_core.credentials import key_id
+from quotio_core.pool.credentials import key_id
 
 KEYS = ["client-key-one", "client-key-two"]
 

@@ -7,14 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from quotio_core.cooldown import (
-    ACCOUNT,
-    Cooldown,
-    CooldownBook,
-    CooldownStore,
-    Decision,
-    decide,
-)
+from quotio_core.pool.cooldown import ACCOUNT, Cooldown, CooldownBook, CooldownStore, Decision, decide
 
 NOW = 1_700_000_000.0
 

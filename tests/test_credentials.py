@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from quotio_core.config import Config, ModelAlias, load_config
-from quotio_core.credentials import (
+from quotio_core.pool.credentials import (
     SERVICE_ACCOUNT_STANDIN,
     Credential,
     CredentialError,

@@ -25,7 +25,7 @@ import openai
 import pytest
 from click.testing import CliRunner
 
-from quotio_core import dashboard
+from quotio_core.admin import dashboard
 from quotio_core.cli import main
 from tests.cdp import Browser, find_chromium
 from tests.conftest import claude_file

@@ -2,13 +2,7 @@ import json
 
 import pytest
 
-from quotio_core.errors import (
-    BadRequest,
-    GatewayError,
-    ModelUnavailable,
-    NoCredential,
-    render_error,
-)
+from quotio_core.errors import BadRequest, GatewayError, ModelUnavailable, NoCredential, render_error
 
 
 def render(fmt: str, status: int, code: str = "some_code", message: str = "went wrong") -> dict:
@@ -39,7 +33,7 @@ def test_anthropic_shape(status: int, kind: str) -> None:
     }
 
 
-@pytest.mark.parametrize("fmt", ["openai", "responses", "management", "unknown-format"])
+@pytest.mark.parametrize("fmt", ["openai", "responses"])
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
@@ -58,6 +52,12 @@ def test_openai_shape(fmt: str, status: int, kind: str) -> None:
     assert body == {
         "error": {"message": "say which model", "type": kind, "param": None, "code": "missing_model"}
     }
+
+
+@pytest.mark.parametrize("fmt", ["management", "unknown-format", "kiro"])
+def test_a_format_without_an_error_shape_is_refused_not_guessed(fmt: str) -> None:
+    with pytest.raises(ValueError, match="has no errors"):
+        render(fmt, 400, "x", "y")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from quotio_core import eventstream as es
+from quotio_core.formats import eventstream as es
 
 # Known frames: the empty message and one string header with a JSON payload,
 # as published with AWS's event-stream implementations.

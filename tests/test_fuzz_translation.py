@@ -33,12 +33,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quotio_core import eventstream
+from quotio_core.formats import eventstream
 from quotio_core.config import load_config
 from quotio_core.errors import GatewayError
 from quotio_core.gateway import Gateway, Plan
 from quotio_core.routes import classify
-from quotio_core.translate import StreamTranslator, aggregate, translate_response
+from quotio_core.formats import StreamTranslator, aggregate, translate_response
 from tests.fakes.kiro import DEFAULT_TOKEN as KIRO_TOKEN
 from tests.fakes.upstreams import (
     ToolCall,

@@ -9,14 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from quotio_core.credentials import Credential, credential_from_auth_file
-from quotio_core.oauth import (
-    InvalidGrant,
-    LoginContext,
-    LoginError,
-    SlowDown,
-    login_module,
-)
+from quotio_core.pool.credentials import Credential, credential_from_auth_file
+from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, SlowDown, login_module
 from quotio_core.oauth import github_copilot as login
 from quotio_core.providers import Call, executor_for, format_of, servable
 from quotio_core.providers import github_copilot as executor

@@ -13,14 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from quotio_core.credentials import Credential, credential_from_auth_file
-from quotio_core.oauth import (
-    AuthCodeStart,
-    InvalidGrant,
-    LoginContext,
-    LoginError,
-    login_module,
-)
+from quotio_core.pool.credentials import Credential, credential_from_auth_file
+from quotio_core.oauth import AuthCodeStart, InvalidGrant, LoginContext, LoginError, login_module
 from quotio_core.oauth import iflow as login
 from quotio_core.providers import Call, executor_for, format_of
 from quotio_core.providers import iflow as executor

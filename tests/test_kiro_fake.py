@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from quotio_core import eventstream
+from quotio_core.formats import eventstream
 from tests.fakes.kiro import DEFAULT_TOKEN, PROFILE_ARN, TARGET, FakeKiro
 
 MACHINE = "a" * 64

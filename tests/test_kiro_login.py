@@ -9,14 +9,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from quotio_core.credentials import credential_from_auth_file
-from quotio_core.oauth import (
-    InvalidGrant,
-    LoginContext,
-    LoginError,
-    SlowDown,
-    login_module,
-)
+from quotio_core.pool.credentials import credential_from_auth_file
+from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, SlowDown, login_module
 from quotio_core.oauth import kiro as login
 from quotio_core.providers import Call
 from quotio_core.providers import kiro as executor

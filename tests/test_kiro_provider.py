@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from quotio_core import providers
-from quotio_core.catalog import CATALOG
-from quotio_core.credentials import credential_from_auth_file
+from quotio_core.providers.catalog import CATALOG
+from quotio_core.pool.credentials import credential_from_auth_file
 from quotio_core.providers import Call, kiro
-from quotio_core.routing import ModelRouter
+from quotio_core.pool.routing import ModelRouter
 from quotio_core.upstreams import merge_upstreams
 
 UPSTREAMS = merge_upstreams(None)

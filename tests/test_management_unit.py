@@ -7,7 +7,8 @@ import pytest
 
 from quotio_core.config import load_config
 from quotio_core.gateway import Gateway
-from quotio_core.management import Management, Reply, management_access
+from quotio_core.admin.state import AdminState
+from quotio_core.admin.management import Management, Reply, management_access
 from quotio_core.records import Record
 
 SECRET = "mgmt-secret-0123"
@@ -124,7 +125,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
 
 @pytest.fixture
 def mgmt(gateway: Gateway) -> Management:
-    return Management(gateway)
+    return Management(gateway, AdminState())
 
 
 def no_secrets(reply: Reply) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from quotio_core.authstore import AuthStore
+from quotio_core.pool.authstore import AuthStore
 from quotio_core.config import load_config
 from quotio_core.oauth import login_module
 from quotio_core.oauth.keeper import RefreshFailed, TokenKeeper

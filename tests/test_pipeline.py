@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from quotio_core.sse import SSEDecoder
-from quotio_core.streamtap import StreamTap
-from quotio_core.translate import StreamTranslator, aggregate, expand, ir
-from quotio_core.translate.pipeline import Aggregator, count_from_body, estimate_tokens
-from quotio_core.usage import Usage
+from quotio_core.formats.sse import SSEDecoder
+from quotio_core.formats.streamtap import StreamTap
+from quotio_core.formats import StreamTranslator, aggregate, expand, ir
+from quotio_core.formats.pipeline import Aggregator, count_from_body, estimate_tokens
+from quotio_core.formats.usage import Usage
 
 OPENAI_STREAM = (
     b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'

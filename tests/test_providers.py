@@ -5,7 +5,7 @@ import pytest
 
 from quotio_core import providers
 from quotio_core.config import load_config
-from quotio_core.credentials import Credential
+from quotio_core.pool.credentials import Credential
 from quotio_core.providers import (
     Call,
     claude,

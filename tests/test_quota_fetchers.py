@@ -17,16 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from quotio_core.credentials import Credential, credential_from_auth_file
-from quotio_core.providers import (
-    claude_quota,
-    codex_quota,
-    gemini_quota,
-    github_copilot_quota,
-    kiro_quota,
-)
+from quotio_core.pool.credentials import Credential, credential_from_auth_file
+from quotio_core.providers import claude_quota, codex_quota, gemini_quota, github_copilot_quota, kiro_quota
 from quotio_core.providers.quota_http import timestamp
-from quotio_core.quota import _FETCHERS, QuotaContext, QuotaReport, fetcher_for
+from quotio_core.pool.quota import _FETCHERS, QuotaContext, QuotaReport, fetcher_for
 from quotio_core.upstreams import merge_upstreams
 from tests.fakes.quota import DAY, HOUR, FakeQuota, FakeWindow
 from tests.fakes.upstreams import closed_port

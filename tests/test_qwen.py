@@ -10,14 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from quotio_core.credentials import Credential, credential_from_auth_file
-from quotio_core.oauth import (
-    InvalidGrant,
-    LoginContext,
-    LoginError,
-    SlowDown,
-    login_module,
-)
+from quotio_core.pool.credentials import Credential, credential_from_auth_file
+from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, SlowDown, login_module
 from quotio_core.oauth import qwen as login
 from quotio_core.providers import Call, executor_for, format_of
 from quotio_core.providers import qwen as executor

@@ -2,10 +2,10 @@ from dataclasses import replace
 
 import pytest
 
-from quotio_core.catalog import CATALOG
+from quotio_core.providers.catalog import CATALOG
 from quotio_core.config import ModelAlias
-from quotio_core.credentials import Credential
-from quotio_core.routing import ModelNotFound, ModelRouter, family_of
+from quotio_core.pool.credentials import Credential
+from quotio_core.pool.routing import ModelNotFound, ModelRouter, family_of
 
 
 def cred(cid: str, provider: str, *, source: str = "file", kind: str = "oauth", **kw) -> Credential:

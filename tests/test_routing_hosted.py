@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from quotio_core.catalog import CATALOG
+from quotio_core.providers.catalog import CATALOG
 from quotio_core.config import ModelAlias
-from quotio_core.credentials import Credential
-from quotio_core.routing import ModelNotFound, ModelRouter
+from quotio_core.pool.credentials import Credential
+from quotio_core.pool.routing import ModelNotFound, ModelRouter
 
 
 def cred(cid: str, provider: str, **kw) -> Credential:

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from quotio_core.selector import STRATEGIES, Selector
+from quotio_core.pool.selector import STRATEGIES, Selector
 
 
 @dataclass(frozen=True)

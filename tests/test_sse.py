@@ -1,6 +1,6 @@
 import pytest
 
-from quotio_core.sse import SSEDecoder, ServerSentEvent, encode_event
+from quotio_core.formats.sse import SSEDecoder, ServerSentEvent, encode_event
 
 
 def decode_chunks(chunks: list[bytes]) -> list[ServerSentEvent]:

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from quotio_core.sse import SSEDecoder, ServerSentEvent
-from quotio_core.usage import StreamUsageTracker, Usage, usage_from_body
+from quotio_core.formats.sse import SSEDecoder, ServerSentEvent
+from quotio_core.formats import stream_usage, usage_from_body
+from quotio_core.formats.usage import StreamUsageTracker, Usage
 
 
 def sse(data: object, event: str | None = None) -> ServerSentEvent:
@@ -11,7 +12,7 @@ def sse(data: object, event: str | None = None) -> ServerSentEvent:
 
 
 def track(fmt: str, events: list[ServerSentEvent]) -> StreamUsageTracker:
-    tracker = StreamUsageTracker(fmt)
+    tracker = stream_usage(fmt)
     for event in events:
         tracker.observe(event)
     return tracker
@@ -126,10 +127,10 @@ def test_usage_from_body_without_usage(fmt: str, body: object) -> None:
 
 
 def test_unknown_format_is_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown format"):
+    with pytest.raises(ValueError, match="has no usage"):
         usage_from_body("kiro", {})
-    with pytest.raises(ValueError, match="unknown format"):
-        StreamUsageTracker("kiro")
+    with pytest.raises(ValueError, match="has no usage"):
+        stream_usage("kiro")
 
 
 # -- streams -------------------------------------------------------------------

@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from quotio_core.cooldown import CooldownBook
-from quotio_core.credentials import Credential
-from quotio_core.logs import install
-from quotio_core.metrics import Metrics
-from quotio_core.quota import QUOTA_REASON, QuotaBook, QuotaReport, Window
+from quotio_core.pool.cooldown import CooldownBook
+from quotio_core.pool.credentials import Credential
+from quotio_core.admin.logs import install
+from quotio_core.admin.metrics import Metrics
+from quotio_core.pool.quota import QUOTA_REASON, QuotaBook, QuotaReport, Window
 from quotio_core.records import Record
-from quotio_core.usage_report import cliproxyapi_usage, parse_window, summarize
+from quotio_core.admin.usage_report import cliproxyapi_usage, parse_window, summarize
 
 NOW = 1_800_000_000.0
 
@@ -86,7 +86,7 @@ async def test_exhausted_window_cools_the_account_until_reset_and_room_lifts_it(
         QuotaReport("ok", (Window("five_hour", 10, 100, 90.0, NOW + 1800),)),
     ]
     fetcher = SimpleNamespace(fetch=lambda ctx, c: _ret(reports.pop(0)))
-    monkeypatch.setattr("quotio_core.quota.fetcher_for", lambda provider: fetcher)
+    monkeypatch.setattr("quotio_core.pool.quota.fetcher_for", lambda provider: fetcher)
     config = SimpleNamespace(upstreams={}, headers_for=lambda p: {})
     c = cred()
     book = QuotaBook(config, lambda: [c], _ensure, book_cd, clock=lambda: clock[0])
@@ -94,7 +94,7 @@ async def test_exhausted_window_cools_the_account_until_reset_and_room_lifts_it(
     blocked = book_cd.blocked(c.id, "any-model")
     assert blocked is not None and blocked.until == NOW + 1800 and blocked.reason.startswith(QUOTA_REASON)
     # A real error cooldown on another key is left alone by the lift.
-    from quotio_core.cooldown import Decision
+    from quotio_core.pool.cooldown import Decision
 
     book_cd.cool(c.id, "m2", Decision(60, "model", "503 upstream", 503))
     await book.fetch(c)
@@ -105,7 +105,7 @@ async def test_exhausted_window_cools_the_account_until_reset_and_room_lifts_it(
 async def test_per_model_window_cools_only_that_model(monkeypatch):
     cd = CooldownBook(clock=lambda: NOW)
     report = QuotaReport("ok", (Window("gemini-2.5-pro", remaining_pct=0.0, resets_at=NOW + 600, model="gemini-2.5-pro"),))
-    monkeypatch.setattr("quotio_core.quota.fetcher_for", lambda p: SimpleNamespace(fetch=lambda ctx, c: _ret(report)))
+    monkeypatch.setattr("quotio_core.pool.quota.fetcher_for", lambda p: SimpleNamespace(fetch=lambda ctx, c: _ret(report)))
     c = cred()
     book = QuotaBook(SimpleNamespace(upstreams={}, headers_for=lambda p: {}), lambda: [c], _ensure, cd, clock=lambda: NOW)
     await book.fetch(c)
@@ -114,7 +114,7 @@ async def test_per_model_window_cools_only_that_model(monkeypatch):
 
 
 async def test_provider_without_fetcher_is_unsupported_not_a_number(monkeypatch):
-    monkeypatch.setattr("quotio_core.quota.fetcher_for", lambda p: None)
+    monkeypatch.setattr("quotio_core.pool.quota.fetcher_for", lambda p: None)
     c = Credential(id="q.json", provider="qwen", kind="oauth", source="file", secret="t")
     book = QuotaBook(SimpleNamespace(upstreams={}, headers_for=lambda p: {}), lambda: [c], _ensure, CooldownBook())
     report = await book.fetch(c)

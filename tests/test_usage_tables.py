@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quotio_core.usage_tables import (
-    account_status,
-    duration,
-    quota_tables,
-    table,
-    usage_tables,
-)
+from quotio_core.admin.usage_tables import account_status, duration, quota_tables, table, usage_tables
 
 
 @pytest.mark.parametrize(

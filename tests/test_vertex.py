@@ -11,7 +11,7 @@ import yaml
 
 from quotio_core import providers
 from quotio_core.config import load_config
-from quotio_core.credentials import (
+from quotio_core.pool.credentials import (
     SERVICE_ACCOUNT_STANDIN,
     Credential,
     credential_from_auth_file,
@@ -21,7 +21,7 @@ from quotio_core.errors import GatewayError
 from quotio_core.gateway import Gateway
 from quotio_core.providers import Call, executor_for, format_of, servable, vertex
 from quotio_core.routes import classify
-from quotio_core.routing import ModelNotFound, ModelRouter
+from quotio_core.pool.routing import ModelNotFound, ModelRouter
 from quotio_core.upstreams import merge_upstreams
 
 UPSTREAMS = merge_upstreams(None)

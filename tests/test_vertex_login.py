@@ -12,14 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from quotio_core.credentials import credential_from_auth_file
-from quotio_core.oauth import (
-    InvalidGrant,
-    LoginContext,
-    LoginError,
-    login_module,
-    login_providers,
-)
+from quotio_core.pool.credentials import credential_from_auth_file
+from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, login_module, login_providers
 from quotio_core.oauth import vertex as login
 from tests.fakes.upstreams import closed_port
 from tests.fakes.vertex import FakeVertex

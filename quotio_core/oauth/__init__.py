@@ -29,15 +29,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .base import (
-    AuthCodeStart,
-    Bearer,
-    DeviceStart,
-    InvalidGrant,
-    LoginContext,
-    LoginError,
-    SlowDown,
-)
+from .base import AuthCodeStart, Bearer, DeviceStart, InvalidGrant, LoginContext, LoginError, SlowDown
 
 __all__ = [
     "AuthCodeStart",

@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from ..authstore import AuthStore
+from ..pool.authstore import AuthStore
 from ..config import Config
-from ..credentials import Credential
+from ..pool.credentials import Credential
 from . import login_module
 from .base import Bearer, InvalidGrant, LoginContext, LoginError, logged_in, now_rfc3339
 

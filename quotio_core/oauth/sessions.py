@@ -18,18 +18,10 @@ from typing import Any, Literal
 
 import httpx
 
-from ..authstore import AuthStore
+from ..pool.authstore import AuthStore
 from ..config import Config
 from . import canonical_provider, login_module
-from .base import (
-    AuthCodeStart,
-    DeviceStart,
-    LoginContext,
-    LoginError,
-    SlowDown,
-    logged_in,
-    new_state,
-)
+from .base import AuthCodeStart, DeviceStart, LoginContext, LoginError, SlowDown, logged_in, new_state
 from .callback import CallbackServer
 
 __all__ = ["LoginSession", "LoginSessions", "UnknownProvider"]

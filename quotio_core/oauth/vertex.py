@@ -23,7 +23,7 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from ..credentials import service_account_of
+from ..pool.credentials import service_account_of
 from .base import Bearer, LoginContext, LoginError, file_safe, json_or_error
 
 PROVIDER = "vertex"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..credentials import Credential
+from ..pool.credentials import Credential
 
 __all__ = [
     "CLIENT_SECRET_HEADERS",
@@ -66,18 +66,7 @@ def extra_headers(cred: Credential, client_headers: Mapping[str, str]) -> dict[s
     return out
 
 
-from . import (
-    claude,
-    codex,
-    gemini_api,
-    gemini_cli,
-    github_copilot,
-    iflow,
-    kiro,
-    openai_compat,
-    qwen,
-    vertex,
-)
+from . import claude, codex, gemini_api, gemini_cli, github_copilot, iflow, kiro, openai_compat, qwen, vertex
 
 _EXECUTORS = {
     ("claude", "oauth"): claude,

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from ..credentials import Credential
-from ..quota import QuotaContext, QuotaReport, Window, forbidden_or_error, pct_remaining
+from ..pool.credentials import Credential
+from ..pool.quota import QuotaContext, QuotaReport, Window, forbidden_or_error, pct_remaining
 
 PROVIDER = "claude"
 WINDOWS = ("five_hour", "seven_day", "seven_day_sonnet", "seven_day_opus")

@@ -27,8 +27,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ..credentials import Credential
-from ..quota import QuotaContext, QuotaReport, Window, pct_remaining
+from ..pool.credentials import Credential
+from ..pool.quota import QuotaContext, QuotaReport, Window, pct_remaining
 from .codex import DEFAULT_HEADERS as EXECUTOR_HEADERS
 from .codex import account_id
 from .quota_http import call_json, number, timestamp

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..credentials import Credential
-from ..quota import QuotaContext, QuotaReport, Window
+from ..pool.credentials import Credential
+from ..pool.quota import QuotaContext, QuotaReport, Window
 from .gemini_cli import DEFAULT_HEADERS
 from .quota_http import call_json, number, timestamp
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..credentials import Credential
-from ..quota import QuotaContext, QuotaReport, Window
+from ..pool.credentials import Credential
+from ..pool.quota import QuotaContext, QuotaReport, Window
 from .quota_http import call_json, number, timestamp
 
 PROVIDER = "kiro"

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from ..quota import QuotaContext, QuotaReport, forbidden_or_error
+from ..pool.quota import QuotaContext, QuotaReport, forbidden_or_error
 
 __all__ = ["call_json", "number", "timestamp"]
 

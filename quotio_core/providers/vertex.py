@@ -24,7 +24,7 @@ import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from ..credentials import SERVICE_ACCOUNT_STANDIN, Credential, service_account_of
+from ..pool.credentials import SERVICE_ACCOUNT_STANDIN, Credential, service_account_of
 from ..errors import GatewayError
 from . import CLIENT_SECRET_PARAMS, Call, UpstreamRequest, extra_headers
 

@@ -42,8 +42,8 @@ import zlib
 from typing import ClassVar
 from urllib.parse import urlencode
 
-from .oauth_server import OAuthFake, Reply, bearer_of, form
-from .upstreams import Captured, openai_error
+from tests.fakes.oauth_server import OAuthFake, Reply, bearer_of, form
+from tests.fakes.upstreams import Captured, openai_error
 
 CLIENT_ID = "Iv1.b507a08c87ecfe98"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"

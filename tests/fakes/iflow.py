@@ -41,8 +41,8 @@ import time
 from typing import ClassVar
 from urllib.parse import urlencode
 
-from .oauth_server import OAuthFake, Reply, bearer_of, form
-from .upstreams import Captured, openai_error
+from tests.fakes.oauth_server import OAuthFake, Reply, bearer_of, form
+from tests.fakes.upstreams import Captured, openai_error
 
 CLIENT_ID = "10009311001"
 CLIENT_SECRET = "4Z3YjXycVsQvyGF1etiNlIBB4RsqSDtW"

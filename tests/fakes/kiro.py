@@ -89,15 +89,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from quotio_core import eventstream
+from quotio_core.formats import eventstream
 from tests.fakes.served import Served
-from tests.fakes.upstreams import (
-    TOOL_CALL_TOKENS,
-    Captured,
-    ToolCall,
-    split_json,
-    split_reply,
-)
+from tests.fakes.upstreams import TOOL_CALL_TOKENS, Captured, ToolCall, split_json, split_reply
 
 DEFAULT_REPLY = "Hello from Kiro fake"
 DEFAULT_TOKEN = "kiro-access-token-0001"

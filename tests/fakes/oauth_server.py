@@ -36,15 +36,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
-from .served import Served
-from .upstreams import (
-    Captured,
-    FakeUpstream,
-    _sse,
-    openai_chunks,
-    openai_completion,
-    openai_error,
-)
+from tests.fakes.served import Served
+from tests.fakes.upstreams import Captured, FakeUpstream, _sse, openai_chunks, openai_completion, openai_error
 
 __all__ = ["DeviceCode", "OAuthFake", "Reply", "TokenBook", "form"]
 

@@ -32,8 +32,8 @@ import base64
 import hashlib
 from typing import ClassVar
 
-from .oauth_server import OAuthFake, Reply, bearer_of, form
-from .upstreams import Captured, openai_error
+from tests.fakes.oauth_server import OAuthFake, Reply, bearer_of, form
+from tests.fakes.upstreams import Captured, openai_error
 
 CLIENT_ID = "f0304373b74a44d2b584a3fb70ca9e56"
 SCOPE = "openid profile email model.completion"

@@ -17,13 +17,7 @@ import sys
 import threading
 from http.server import ThreadingHTTPServer
 
-from tests.fakes.upstreams import (
-    DEFAULT_REPLY,
-    Captured,
-    FakeUpstream,
-    _Handler,
-    _Server,
-)
+from tests.fakes.upstreams import DEFAULT_REPLY, Captured, FakeUpstream, _Handler, _Server
 
 
 class _PortServer(_Server):

@@ -3,9 +3,14 @@ import json
 
 import pytest
 
-from quotio_core.translate.anthropic_request import assistant_turns, decode_request, encode_request, strip_thinking
-from quotio_core.translate.anthropic_response import is_signature_error
-from quotio_core.translate.ir import (
+from quotio_core.formats.anthropic.request import (
+    assistant_turns,
+    decode_request,
+    encode_request,
+    strip_thinking,
+)
+from quotio_core.formats.anthropic.response import is_signature_error
+from quotio_core.formats.ir import (
     Image,
     Message,
     Reasoning,

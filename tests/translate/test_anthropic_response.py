@@ -3,20 +3,13 @@ import json
 import anthropic
 import pytest
 
-from quotio_core.translate.anthropic_response import (
+from quotio_core.formats.anthropic.response import (
     decode_error,
     decode_response,
     encode_error,
     encode_response,
 )
-from quotio_core.translate.ir import (
-    ErrorInfo,
-    Response,
-    Text,
-    Thinking,
-    ToolCall,
-    Usage,
-)
+from quotio_core.formats.ir import ErrorInfo, Response, Text, Thinking, ToolCall, Usage
 
 # A documented-shape message: thinking, text, tool_use, with cache usage.
 GOLDEN = {

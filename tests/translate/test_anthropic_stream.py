@@ -9,9 +9,9 @@ try:  # newer anthropic SDKs run on the httpx2 fork and refuse httpx objects
 except ImportError:  # pragma: no cover
     import httpx as sdk_httpx
 
-from quotio_core.sse import ServerSentEvent, SSEDecoder
-from quotio_core.translate.anthropic_stream import StreamDecoder, StreamEncoder
-from quotio_core.translate.ir import (
+from quotio_core.formats.sse import ServerSentEvent, SSEDecoder
+from quotio_core.formats.anthropic.stream import StreamDecoder, StreamEncoder
+from quotio_core.formats.ir import (
     BlockStart,
     BlockStop,
     ErrorInfo,

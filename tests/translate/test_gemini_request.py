@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from google.genai import types
 
-from quotio_core.translate import ir
-from quotio_core.translate.gemini_request import (
+from quotio_core.formats import ir
+from quotio_core.formats.gemini.request import (
     SKIP_SIGNATURE_SENTINEL,
     decode_request,
     encode_request,

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from google.genai import types
 
-from quotio_core.translate import ir
-from quotio_core.translate.gemini_request import synth_call_id
-from quotio_core.translate.gemini_response import decode_error, decode_response, encode_error, encode_response
-from quotio_core.usage import Usage
+from quotio_core.formats import ir
+from quotio_core.formats.gemini.request import synth_call_id
+from quotio_core.formats.gemini.response import decode_error, decode_response, encode_error, encode_response
+from quotio_core.formats.usage import Usage
 
 USAGE_META = {
     "promptTokenCount": 120,

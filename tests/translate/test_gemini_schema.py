@@ -7,7 +7,7 @@ from typing import Any
 
 from google.genai import types
 
-from quotio_core.translate.gemini_schema import ALLOWED_KEYS, clean_schema, to_json_schema
+from quotio_core.formats.gemini.schema import ALLOWED_KEYS, clean_schema, to_json_schema
 
 
 def _assert_only_allowed(schema: dict[str, Any]) -> None:

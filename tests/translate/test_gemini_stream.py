@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from google.genai import types
 
-from quotio_core.sse import SSEDecoder
-from quotio_core.translate import ir
-from quotio_core.translate.gemini_request import synth_call_id
-from quotio_core.translate.gemini_stream import StreamDecoder, StreamEncoder
-from quotio_core.usage import Usage
+from quotio_core.formats.sse import SSEDecoder
+from quotio_core.formats import ir
+from quotio_core.formats.gemini.request import synth_call_id
+from quotio_core.formats.gemini.stream import StreamDecoder, StreamEncoder
+from quotio_core.formats.usage import Usage
 
 MODEL = "gemini-2.5-pro"
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from quotio_core.translate import ir
-from quotio_core.translate.anthropic_request import decode_request as from_anthropic
-from quotio_core.translate.kiro_request import (
+from quotio_core.formats import ir
+from quotio_core.formats.anthropic.request import decode_request as from_anthropic
+from quotio_core.formats.kiro.request import (
     EMPTY_ASSISTANT,
     EMPTY_TOOL_RESULTS,
     EMPTY_USER,
@@ -16,8 +16,8 @@ from quotio_core.translate.kiro_request import (
     decode_request,
     encode_request,
 )
-from quotio_core.translate.kiro_response import decode_error, decode_response
-from quotio_core.translate.openai_request import decode_request as from_openai
+from quotio_core.formats.kiro.response import decode_error, decode_response
+from quotio_core.formats.openai.request import decode_request as from_openai
 
 WEATHER = {
     "type": "function",

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from quotio_core import eventstream as es
-from quotio_core.sse import SSEDecoder
-from quotio_core.translate import StreamTranslator, aggregate, ir, is_stream
-from quotio_core.translate.kiro_stream import CONTEXT_WINDOW, StreamDecoder
-from quotio_core.usage import Usage
+from quotio_core.formats import eventstream as es
+from quotio_core.formats.sse import SSEDecoder
+from quotio_core.formats import StreamTranslator, aggregate, ir, is_stream
+from quotio_core.formats.kiro.stream import CONTEXT_WINDOW, StreamDecoder
+from quotio_core.formats.usage import Usage
 
 
 def ev(name: str, payload: Any) -> bytes:

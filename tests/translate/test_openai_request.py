@@ -10,7 +10,7 @@ import pytest
 from openai.types import chat as chat_types
 from openai.types.chat import completion_create_params
 
-from quotio_core.translate.ir import (
+from quotio_core.formats.ir import (
     Image,
     Message,
     Reasoning,
@@ -22,7 +22,7 @@ from quotio_core.translate.ir import (
     ToolChoice,
     ToolResult,
 )
-from quotio_core.translate.openai_request import decode_request, encode_request
+from quotio_core.formats.openai.request import decode_request, encode_request
 
 PNG = "iVBORw0KGgo="
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

@@ -7,8 +7,8 @@ import json
 import pytest
 from openai.types.chat import ChatCompletion
 
-from quotio_core.translate.ir import ErrorInfo, Response, Text, Thinking, ToolCall, Usage
-from quotio_core.translate.openai_response import decode_error, decode_response, encode_error, encode_response
+from quotio_core.formats.ir import ErrorInfo, Response, Text, Thinking, ToolCall, Usage
+from quotio_core.formats.openai.response import decode_error, decode_response, encode_error, encode_response
 
 
 def completion(message: dict, finish: str | None = "stop", usage: dict | None = None) -> dict:

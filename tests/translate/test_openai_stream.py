@@ -9,8 +9,8 @@ import pytest
 from openai.lib.streaming.chat._completions import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
 
-from quotio_core.sse import SSEDecoder
-from quotio_core.translate.ir import (
+from quotio_core.formats.sse import SSEDecoder
+from quotio_core.formats.ir import (
     BlockStart,
     BlockStop,
     ErrorInfo,
@@ -26,7 +26,7 @@ from quotio_core.translate.ir import (
     ToolArgsDelta,
     Usage,
 )
-from quotio_core.translate.openai_stream import StreamDecoder, StreamEncoder
+from quotio_core.formats.openai.stream import StreamDecoder, StreamEncoder
 
 # --- helpers -----------------------------------------------------------------------
 

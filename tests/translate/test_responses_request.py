@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from quotio_core.translate import ir
-from quotio_core.translate.responses_request import decode_request, encode_request, parse_arguments
+from quotio_core.formats import ir
+from quotio_core.formats.responses.request import decode_request, encode_request, parse_arguments
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 

@@ -8,8 +8,8 @@ import time
 import pytest
 from openai.types.responses import Response
 
-from quotio_core.translate import ir
-from quotio_core.translate.responses_response import (
+from quotio_core.formats import ir
+from quotio_core.formats.responses.response import (
     decode_error,
     decode_response,
     encode_error,

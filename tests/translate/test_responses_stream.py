@@ -9,9 +9,9 @@ import pytest
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from quotio_core.sse import SSEDecoder, encode_event
-from quotio_core.translate import ir
-from quotio_core.translate.responses_stream import StreamDecoder, StreamEncoder
+from quotio_core.formats.sse import SSEDecoder, encode_event
+from quotio_core.formats import ir
+from quotio_core.formats.responses.stream import StreamDecoder, StreamEncoder
 
 EVENT_ADAPTER = TypeAdapter(ResponseStreamEvent)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from quotio_core.errors import BadRequest
-from quotio_core.translate import module
+from quotio_core.formats import module
 
 ANTHROPIC = {
     "model": "claude-sonnet-4-5",
