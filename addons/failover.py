@@ -41,7 +41,7 @@ from quotio_core.errors import CLIENT_FORMATS, GatewayError, render_error
 from quotio_core.faults import Fault, classify_exception
 from quotio_core.gateway import Plan
 from quotio_core.images import ImageClients, fetch_images
-from quotio_core.oauth.keeper import RefreshFailed
+from quotio_core.providers.login.keeper import RefreshFailed
 from quotio_core.providers import CLIENT_SECRET_HEADERS
 from quotio_core.proxyurl import ProxyURL
 from quotio_core.formats.anthropic import request as anthropic_request, response as anthropic_response

@@ -11,7 +11,7 @@ import click
 from .pool.authstore import AuthStore
 from .config import Config, ConfigError, load_config
 from .pool.credentials import credentials_from_config
-from .oauth import LoginError
+from .providers.login import LoginError
 from .admin.usage_report import WINDOWS
 from .admin.usage_tables import quota_tables, usage_tables
 
@@ -184,8 +184,8 @@ def login(
 
 
 async def _login(config, provider, no_browser, port, device, project_id, key_file, location):
-    from .oauth import canonical_provider, login_module
-    from .oauth.sessions import LoginSessions
+    from .providers import canonical_provider, login_module
+    from .providers.login.sessions import LoginSessions
 
     provider = canonical_provider(provider)
     if login_module(provider) is None:

@@ -19,7 +19,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator
 
 from .proxyurl import parse_proxy_url
-from .upstreams import merge_upstreams
 
 __all__ = [
     "parse_duration",
@@ -437,6 +436,10 @@ def load_config(
         file_cfg = FileConfig()
         config_path = None
     source = str(config_path or "config")
+
+    # Imported here: the providers' modules read Config, so this module cannot
+    # need them while it is first imported.
+    from .providers import merge_upstreams
 
     try:
         upstreams = merge_upstreams(file_cfg.upstreams)

@@ -25,8 +25,8 @@ from .config import Config, parse_duration
 from .pool.cooldown import CooldownBook, CooldownStore, Decision, decide
 from .pool.credentials import Credential, credentials_from_config
 from .errors import BadRequest, GatewayError, ModelUnavailable, NoCredential
-from .oauth.keeper import RefreshFailed, TokenKeeper
-from .oauth.sessions import LoginSessions
+from .providers.login.keeper import RefreshFailed, TokenKeeper
+from .providers.login.sessions import LoginSessions
 from .providers import Call, UpstreamRequest
 from .proxyurl import ProxyURL, resolve_proxy
 from .pool.quota import QuotaBook

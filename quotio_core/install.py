@@ -11,12 +11,14 @@ ids then change on restart), with one warning.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import logging
 import os
 import secrets
 from pathlib import Path
 
-__all__ = ["SECRET_FILE", "install_secret"]
+__all__ = ["SECRET_FILE", "install_secret", "key_id"]
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +49,15 @@ def install_secret(config_dir: Path) -> bytes:
     except OSError as e:
         log.warning("cannot write %s (%s); key ids will change on restart", path, e)
     return data
+
+
+@functools.lru_cache(maxsize=256)
+def key_id(secret: str, salt: bytes = b"") -> str:
+    """A stable, non-reversible id for a key, safe to log and store.
+
+    With this installation's `salt` (quotio_core/install.py) it is an HMAC,
+    so a leaked record cannot be used to test guesses of a key.
+    """
+    if salt:
+        return hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()[:12]
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from quotio_core.config import Config, ConfigError, load_config
-from quotio_core.upstreams import DEFAULT_UPSTREAMS, merge_upstreams
+from quotio_core.providers import DEFAULT_UPSTREAMS, merge_upstreams
 
 FULL_CONFIG = """\
 host: 127.0.0.1

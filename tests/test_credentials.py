@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from quotio_core.config import Config, ModelAlias, load_config
+from quotio_core.providers.vertex.service_account import SERVICE_ACCOUNT_STANDIN
 from quotio_core.pool.credentials import (
-    SERVICE_ACCOUNT_STANDIN,
     Credential,
     CredentialError,
     credential_from_auth_file,

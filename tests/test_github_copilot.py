@@ -10,11 +10,12 @@ import httpx
 import pytest
 
 from quotio_core.pool.credentials import Credential, credential_from_auth_file
-from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, SlowDown, login_module
-from quotio_core.oauth import github_copilot as login
+from quotio_core.providers.login import InvalidGrant, LoginContext, LoginError, SlowDown
+from quotio_core.providers import login_module
+from quotio_core.providers.github_copilot import login
 from quotio_core.providers import Call, executor_for, format_of, servable
-from quotio_core.providers import github_copilot as executor
-from quotio_core.upstreams import merge_upstreams
+from quotio_core.providers.github_copilot import call as executor
+from quotio_core.providers import merge_upstreams
 from tests.fakes.github_copilot import CHAT_HEADERS, FakeCopilot
 
 UPSTREAMS = merge_upstreams(None)

@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from quotio_core.pool.credentials import Credential, credential_from_auth_file
-from quotio_core.oauth import AuthCodeStart, InvalidGrant, LoginContext, LoginError, login_module
-from quotio_core.oauth import iflow as login
+from quotio_core.providers.login import AuthCodeStart, InvalidGrant, LoginContext, LoginError
+from quotio_core.providers import login_module
+from quotio_core.providers.iflow import login
 from quotio_core.providers import Call, executor_for, format_of
-from quotio_core.providers import iflow as executor
-from quotio_core.upstreams import merge_upstreams
+from quotio_core.providers.iflow import call as executor
+from quotio_core.providers import merge_upstreams
 from tests.fakes.iflow import FakeIFlow
 
 UPSTREAMS = merge_upstreams(None)

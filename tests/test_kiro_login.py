@@ -10,11 +10,12 @@ import httpx
 import pytest
 
 from quotio_core.pool.credentials import credential_from_auth_file
-from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, SlowDown, login_module
-from quotio_core.oauth import kiro as login
+from quotio_core.providers.login import InvalidGrant, LoginContext, LoginError, SlowDown
+from quotio_core.providers import login_module
+from quotio_core.providers.kiro import login
 from quotio_core.providers import Call
-from quotio_core.providers import kiro as executor
-from quotio_core.upstreams import DEFAULT_UPSTREAMS, merge_upstreams
+from quotio_core.providers.kiro import call as executor
+from quotio_core.providers import DEFAULT_UPSTREAMS, merge_upstreams
 from tests.fakes.kiro import FakeKiro
 
 

@@ -8,11 +8,12 @@ import uuid
 import pytest
 
 from quotio_core import providers
-from quotio_core.providers.catalog import CATALOG
+from quotio_core.providers import catalog
 from quotio_core.pool.credentials import credential_from_auth_file
-from quotio_core.providers import Call, kiro
+from quotio_core.providers import Call
+from quotio_core.providers.kiro import call as kiro
 from quotio_core.pool.routing import ModelRouter
-from quotio_core.upstreams import merge_upstreams
+from quotio_core.providers import merge_upstreams
 
 UPSTREAMS = merge_upstreams(None)
 ARN = "arn:aws:codewhisperer:us-east-1:111122223333:profile/ABC"
@@ -150,6 +151,6 @@ def test_kiro_is_claudes_guest_and_owns_its_own_spellings():
 def test_kiro_models_are_listed_and_reach_kiro():
     both = ModelRouter([claude_cred(), kiro_cred()], providers.servable)
     ids = dict(both.model_ids())
-    assert {m for m, p in ids.items() if p == "kiro"} == set(CATALOG["kiro"])
-    for model in CATALOG["kiro"]:
+    assert {m for m, p in ids.items() if p == "kiro"} == set(catalog("kiro"))
+    for model in catalog("kiro"):
         assert both.resolve(model).providers == {"kiro"}

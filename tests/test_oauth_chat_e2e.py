@@ -36,7 +36,7 @@ QWEN_FILE = "qwen-q@example.com.json"
 IFLOW_FILE = "iflow-flow@example.com-1735689600.json"
 QWEN_UA = "QwenCode/0.15.0 (linux; x64)"
 NEEDS_KEEPER = pytest.mark.skipif(
-    importlib.util.find_spec("quotio_core.oauth.keeper") is None,
+    importlib.util.find_spec("quotio_core.providers.login.keeper") is None,
     reason="the token keeper that calls bearer() is not on this branch yet",
 )
 # provider -> (model the client asks for, the model the upstream gets)

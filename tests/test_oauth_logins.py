@@ -19,9 +19,9 @@ import yaml
 
 from quotio_core.pool.authstore import AuthStore
 from quotio_core.config import load_config
-from quotio_core.oauth import login_module
-from quotio_core.oauth.keeper import RefreshFailed, TokenKeeper
-from quotio_core.oauth.sessions import LoginSessions
+from quotio_core.providers import login_module
+from quotio_core.providers.login.keeper import RefreshFailed, TokenKeeper
+from quotio_core.providers.login.sessions import LoginSessions
 from tests.fakes.oauth import CLAUDE_CLIENT, CODEX_CLIENT, GOOGLE_CLIENT, FakeAuthServer, upstream_overrides
 from tests.fakes.upstreams import FakeUpstream
 

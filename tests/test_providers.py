@@ -6,19 +6,13 @@ import pytest
 from quotio_core import providers
 from quotio_core.config import load_config
 from quotio_core.pool.credentials import Credential
-from quotio_core.providers import (
-    Call,
-    claude,
-    codex,
-    executor_for,
-    format_of,
-    gemini_api,
-    gemini_cli,
-    kiro,
-    openai_compat,
-    servable,
-)
-from quotio_core.upstreams import DEFAULT_UPSTREAMS, merge_upstreams
+from quotio_core.providers import Call, executor_for, format_of, servable
+from quotio_core.providers.claude import call as claude
+from quotio_core.providers.codex import call as codex
+from quotio_core.providers.gemini import call as gemini_api, code_assist as gemini_cli
+from quotio_core.providers.kiro import call as kiro
+from quotio_core.providers.openai_compat import call as openai_compat
+from quotio_core.providers import DEFAULT_UPSTREAMS, merge_upstreams
 
 UPSTREAMS = merge_upstreams(None)
 

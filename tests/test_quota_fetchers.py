@@ -18,10 +18,15 @@ import httpx
 import pytest
 
 from quotio_core.pool.credentials import Credential, credential_from_auth_file
-from quotio_core.providers import claude_quota, codex_quota, gemini_quota, github_copilot_quota, kiro_quota
-from quotio_core.providers.quota_http import timestamp
-from quotio_core.pool.quota import _FETCHERS, QuotaContext, QuotaReport, fetcher_for
-from quotio_core.upstreams import merge_upstreams
+from quotio_core.providers.claude import quota as claude_quota
+from quotio_core.providers.codex import quota as codex_quota
+from quotio_core.providers.gemini import quota as gemini_quota
+from quotio_core.providers.github_copilot import quota as github_copilot_quota
+from quotio_core.providers.kiro import quota as kiro_quota
+from quotio_core.pool.quota import fetcher_for
+from quotio_core.providers import PROVIDERS, QuotaContext, QuotaReport
+from quotio_core.providers.quotas import timestamp
+from quotio_core.providers import merge_upstreams
 from tests.fakes.quota import DAY, HOUR, FakeQuota, FakeWindow
 from tests.fakes.upstreams import closed_port
 
@@ -78,7 +83,7 @@ def window(report: QuotaReport, name: str):
 
 
 def test_every_registered_fetcher_imports_and_names_its_provider() -> None:
-    for provider in _FETCHERS:
+    for provider in (p.id for p in PROVIDERS if p.quota is not None):
         module = fetcher_for(provider)
         assert module is not None and module.PROVIDER == provider
 

@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from quotio_core.pool.credentials import Credential, credential_from_auth_file
-from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, SlowDown, login_module
-from quotio_core.oauth import qwen as login
+from quotio_core.providers.login import InvalidGrant, LoginContext, LoginError, SlowDown
+from quotio_core.providers import login_module
+from quotio_core.providers.qwen import login
 from quotio_core.providers import Call, executor_for, format_of
-from quotio_core.providers import qwen as executor
-from quotio_core.upstreams import merge_upstreams
+from quotio_core.providers.qwen import call as executor
+from quotio_core.providers import merge_upstreams
 from tests.fakes.qwen import CHAT_HEADERS, FakeQwen
 
 UPSTREAMS = merge_upstreams(None)

@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from quotio_core.providers.catalog import CATALOG
+from quotio_core.providers import catalog
 from quotio_core.config import ModelAlias
 from quotio_core.pool.credentials import Credential
 from quotio_core.pool.routing import ModelNotFound, ModelRouter, family_of
@@ -201,10 +201,10 @@ def test_unknown_head_keeps_full_name() -> None:
 
 def test_model_ids_catalog_aliases_and_prefixes(mixed: list[Credential]) -> None:
     ids = dict(ModelRouter(mixed, everything).model_ids())
-    for name in CATALOG["claude"]:
+    for name in catalog("claude"):
         assert ids[name] == "claude"
         assert ids[f"team/{name}"] == "claude"
-    for name in CATALOG["codex"]:
+    for name in catalog("codex"):
         assert ids[name] == "codex"
     assert ids["team/fast"] == "claude"
     assert ids["or/kimi"] == "openai-compatibility"
@@ -217,7 +217,7 @@ def test_model_ids_sorted_and_unique() -> None:
     pairs = ModelRouter(creds, everything).model_ids()
     names = [n for n, _ in pairs]
     assert names == sorted(set(names))
-    assert len(names) == len(CATALOG["claude"])
+    assert len(names) == len(catalog("claude"))
 
 
 def test_model_ids_respect_exclusions_and_model_lists() -> None:

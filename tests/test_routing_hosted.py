@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quotio_core.providers.catalog import CATALOG
+from quotio_core.providers import catalog
 from quotio_core.config import ModelAlias
 from quotio_core.pool.credentials import Credential
 from quotio_core.pool.routing import ModelNotFound, ModelRouter
@@ -92,4 +92,4 @@ def test_model_ids_name_the_serving_provider() -> None:
     assert ids["kimi-k2"] == "iflow"
     for name, provider in ids.items():
         assert provider in router.resolve(name).providers
-    assert set(CATALOG["github-copilot"]) <= set(ids)
+    assert set(catalog("github-copilot")) <= set(ids)

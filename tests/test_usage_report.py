@@ -15,7 +15,8 @@ from quotio_core.pool.cooldown import CooldownBook
 from quotio_core.pool.credentials import Credential
 from quotio_core.admin.logs import install
 from quotio_core.admin.metrics import Metrics
-from quotio_core.pool.quota import QUOTA_REASON, QuotaBook, QuotaReport, Window
+from quotio_core.pool.quota import QUOTA_REASON, QuotaBook
+from quotio_core.providers import QuotaReport, Window
 from quotio_core.records import Record
 from quotio_core.admin.usage_report import cliproxyapi_usage, parse_window, summarize
 

@@ -11,18 +11,19 @@ import yaml
 
 from quotio_core import providers
 from quotio_core.config import load_config
+from quotio_core.providers.vertex.service_account import SERVICE_ACCOUNT_STANDIN
 from quotio_core.pool.credentials import (
-    SERVICE_ACCOUNT_STANDIN,
     Credential,
     credential_from_auth_file,
     credentials_from_config,
 )
 from quotio_core.errors import GatewayError
 from quotio_core.gateway import Gateway
-from quotio_core.providers import Call, executor_for, format_of, servable, vertex
+from quotio_core.providers import Call, executor_for, format_of, servable
+from quotio_core.providers.vertex import call as vertex
 from quotio_core.routes import classify
 from quotio_core.pool.routing import ModelNotFound, ModelRouter
-from quotio_core.upstreams import merge_upstreams
+from quotio_core.providers import merge_upstreams
 
 UPSTREAMS = merge_upstreams(None)
 TOKEN = "ya29.vertex-access-token"

@@ -19,8 +19,8 @@ import pytest
 from google import genai
 from google.genai import types as gtypes
 
-from quotio_core.oauth import LoginContext
-from quotio_core.oauth import vertex as login
+from quotio_core.providers.login import LoginContext
+from quotio_core.providers.vertex import login
 from tests.fakes.vertex import FakeVertex
 from tests.gateway_proc import GatewayProcess, start_gateway
 

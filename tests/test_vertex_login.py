@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from quotio_core.pool.credentials import credential_from_auth_file
-from quotio_core.oauth import InvalidGrant, LoginContext, LoginError, login_module, login_providers
-from quotio_core.oauth import vertex as login
+from quotio_core.providers.login import InvalidGrant, LoginContext, LoginError
+from quotio_core.providers import login_module, login_providers
+from quotio_core.providers.vertex import login
 from tests.fakes.upstreams import closed_port
 from tests.fakes.vertex import FakeVertex
 

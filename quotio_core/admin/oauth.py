@@ -18,8 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 from ..pool.authstore import auth_file_name
 from ..pool.credentials import CredentialError, credential_from_auth_file
 from ..gateway import Gateway
-from ..oauth import LoginError, canonical_provider, login_module, login_providers
-from ..oauth.keeper import RefreshFailed
+from ..providers.login import LoginError
+from ..providers import auth_url_names, canonical_provider, login_module, login_providers
+from ..providers.login.keeper import RefreshFailed
 from .replies import Reply
 
 __all__ = ["LoginRoutes"]
@@ -37,10 +38,8 @@ def _json_body(body: bytes) -> dict[str, Any]:
     return data
 
 
-# CLIProxyAPI's `<name>-auth-url` routes; the name is a provider or one of its aliases.
-AUTH_URL_NAMES = (
-    "anthropic", "claude", "codex", "gemini-cli", "qwen", "iflow", "kiro", "github-copilot", "copilot",
-)
+# CLIProxyAPI's `<name>-auth-url` routes, from every provider's spec.
+AUTH_URL_NAMES = auth_url_names()
 
 Handler = Callable[..., Awaitable[Any]]
 

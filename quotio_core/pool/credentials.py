@@ -8,65 +8,27 @@ entry in the config, so selection and routing treat them alike.
 from __future__ import annotations
 
 import fnmatch
-import functools
-import hashlib
-import hmac
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from .. import providers
 from ..config import Config, ModelAlias
-from ..install import install_secret
+from ..install import install_secret, key_id
 
 __all__ = [
-    "SERVICE_ACCOUNT_STANDIN",
     "Credential",
     "CredentialError",
     "credential_from_auth_file",
     "credentials_from_config",
     "key_id",
-    "service_account_of",
 ]
 
 Kind = Literal["oauth", "api-key", "service-account"]
 
-# Spellings other tools write in `type`/`provider`, mapped to our provider ids.
-_PROVIDER_ALIASES = {
-    "anthropic": "claude",
-    "gemini-cli": "gemini",
-    "copilot": "github-copilot",
-    "github": "github-copilot",
-    "openai": "codex",
-}
-KNOWN_FILE_PROVIDERS = {
-    "claude",
-    "codex",
-    "gemini",
-    "vertex",
-    "github-copilot",
-    "qwen",
-    "iflow",
-    "kiro",
-    "antigravity",
-}
-
-
 class CredentialError(ValueError):
     pass
-
-
-@functools.lru_cache(maxsize=256)
-def key_id(secret: str, salt: bytes = b"") -> str:
-    """A stable, non-reversible id for a key, safe to log and store.
-
-    With this installation's `salt` (quotio_core/install.py) it is an HMAC,
-    so a leaked record cannot be used to test guesses of a key.
-    """
-    if salt:
-        return hmac.new(salt, secret.encode(), hashlib.sha256).hexdigest()[:12]
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -172,36 +134,6 @@ def _first(data: Mapping[str, Any], *names: str) -> Any:
 # puts a bearer from `oauth.vertex.bearer()` there: a non-secret stand-in (the
 # private key signs tokens and must never ride on a request), non-empty so the
 # credential counts as usable. Executors refuse to send it.
-SERVICE_ACCOUNT_STANDIN = "service-account:"
-
-
-def service_account_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The service-account key JSON inside a vertex auth file ({} when absent)."""
-    sa = data.get("service_account") or data.get("serviceAccountJson") or {}
-    if isinstance(sa, str):
-        # quotio's TS store keeps the whole service-account JSON as a string.
-        try:
-            sa = json.loads(sa)
-        except ValueError:
-            return {}
-    return sa if isinstance(sa, Mapping) else {}
-
-
-def _file_secret(provider: str, data: Mapping[str, Any]) -> tuple[Kind, str, Any]:
-    """(kind, the secret a request carries, its expiry) for one provider's file."""
-    if provider == "vertex":
-        key = str(service_account_of(data).get("private_key") or "")
-        return "service-account", SERVICE_ACCOUNT_STANDIN + key_id(key) if key else "", None
-    if provider == "gemini" and isinstance(data.get("token"), Mapping):
-        token = data["token"]
-        return "oauth", str(token.get("access_token") or ""), token.get("expiry")
-    if provider == "iflow" and data.get("api_key"):
-        return "oauth", str(data["api_key"]), _first(data, "expired", "expires_at")
-    secret = _first(data, "access_token", "accessToken") or ""
-    expiry = _first(data, "expired", "expires_at", "expiresAt", "expiry")
-    return "oauth", str(secret), expiry
-
-
 def _str_tuple(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
@@ -219,10 +151,11 @@ def credential_from_auth_file(
     raw_type = _first(data, "type", "provider")
     if not isinstance(raw_type, str):
         raise CredentialError("no 'type' field")
-    provider = _PROVIDER_ALIASES.get(raw_type.lower(), raw_type.lower())
-    if provider not in KNOWN_FILE_PROVIDERS:
+    spec = providers.auth_file_provider(raw_type)
+    if spec is None:
         raise CredentialError(f"unknown provider type {raw_type!r}")
-    kind, secret, expiry = _file_secret(provider, data)
+    provider = spec.id
+    kind, secret, expiry = spec.file_secret(data)
     try:
         priority = int(data.get("priority") or 0)
         weight = int(data.get("weight") if data.get("weight") is not None else 1)

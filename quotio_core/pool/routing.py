@@ -9,60 +9,34 @@ host other vendors' models.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..providers.catalog import CATALOG
+from .. import providers
 from .credentials import Credential
 
-__all__ = ["FAMILIES", "ModelNotFound", "ModelRouter", "Route", "family_of"]
+__all__ = ["ModelNotFound", "ModelRouter", "Route", "family_of"]
 
-FAMILIES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^claude"), "claude"),
-    (re.compile(r"^(gpt-|chatgpt|codex|o\d)"), "codex"),
-    (re.compile(r"^gemini"), "gemini"),
-    (re.compile(r"^(qwen|qwq)"), "qwen"),
-)
-
-# Providers that also host other vendors' model families, as a second choice:
-# they get such a name only when no credential of the family's own provider
-# is in the pool, so a Copilot account never takes "gpt-5" from a Codex one.
-GUEST_FAMILIES: dict[str, tuple[str, ...]] = {
-    "github-copilot": ("claude", "codex", "gemini"),
-    "iflow": ("qwen",),
-    # Kiro serves Claude models (its executor maps the names to Kiro's).
-    "kiro": ("claude",),
-}
-
-# Credentials that co-own other providers' families, by (provider, kind): a
-# Vertex service account runs Google's Gemini and Anthropic's Claude models,
-# an express-mode Vertex key only Gemini. Unlike guests they share those pools
-# (priority and `prefix` keep them apart when wanted; `vertex/<model>` picks
-# only them), and they take no name outside those families.
-CO_OWNERS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("vertex", "service-account"): ("gemini", "claude"),
-    ("vertex", "api-key"): ("gemini",),
-}
+# The model-name families, the guest families of providers that also host
+# other vendors' models (a second choice: a Copilot account never takes
+# "gpt-5" from a Codex one) and the co-owners of families (a Vertex service
+# account shares the Gemini and Claude pools) are each provider's spec's
+# (providers/<provider>/spec.py).
 
 
 def _co_owner(cred: Credential) -> bool:
-    return (cred.provider, cred.kind) in CO_OWNERS
+    return (cred.provider, cred.kind) in providers.CO_OWNERS
 
 
 def serves_family(cred: Credential, family: str | None) -> bool:
     """Whether `cred` owns `family`'s names: its provider's own, or co-owned."""
     return family is not None and (
-        cred.provider == family or family in CO_OWNERS.get((cred.provider, cred.kind), ())
+        cred.provider == family or family in providers.CO_OWNERS.get((cred.provider, cred.kind), ())
     )
 
 
 def family_of(model: str) -> str | None:
-    lowered = model.lower()
-    for pattern, provider in FAMILIES:
-        if pattern.match(lowered):
-            return provider
-    return None
+    return providers.family_of(model)
 
 
 class ModelNotFound(LookupError):
@@ -138,11 +112,11 @@ class ModelRouter:
         listed = [
             c
             for c in pool
-            if c.provider != family and not _co_owner(c) and name in CATALOG.get(c.provider, ())
+            if c.provider != family and not _co_owner(c) and name in providers.catalog(c.provider)
         ]
-        if owners and (not listed or name in CATALOG.get(family, ())):
+        if owners and (not listed or name in providers.catalog(family)):
             return owners
-        return listed or [c for c in pool if family in GUEST_FAMILIES.get(c.provider, ())]
+        return listed or [c for c in pool if family in providers.GUEST_FAMILIES.get(c.provider, ())]
 
     def model_ids(self) -> list[tuple[str, str]]:
         """(model id, provider) pairs a client may ask for, aliases included."""
@@ -152,7 +126,7 @@ class ModelRouter:
             if not c.models or c.source == "file":
                 names += [
                     m
-                    for m in CATALOG.get(c.provider, ())
+                    for m in providers.catalog(c.provider)
                     if not c.excludes(m) and (not _co_owner(c) or serves_family(c, family_of(m)))
                 ]
             for name in names:

@@ -1,0 +1,6 @@
+"""iFlow: iFlow accounts, called with the API key the login fetches (Chat Completions).
+
+spec.py   what the gateway knows of it (the `Provider` in providers/__init__.py's list)
+call.py   how its upstream is called
+login.py  how it logs in and stays logged in
+"""
