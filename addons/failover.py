@@ -36,11 +36,11 @@ from mitmproxy import http
 from mitmproxy.utils import asyncio_utils
 
 from quotio_core import providers
-from quotio_core import formats as translate
-from quotio_core.errors import CLIENT_FORMATS, GatewayError, render_error
+from quotio_core import formats
+from quotio_core import retry
+from quotio_core.errors import CLIENT_FORMATS, GatewayError, NoCredential, render_error
 from quotio_core.faults import Fault, classify_exception
 from quotio_core.gateway import Plan
-from quotio_core.images import ImageClients, fetch_images
 from quotio_core.providers.login.keeper import RefreshFailed
 from quotio_core.providers import CLIENT_SECRET_HEADERS
 from quotio_core.proxyurl import ProxyURL
@@ -54,7 +54,6 @@ from .meta import GatewayHolder
 
 log = logging.getLogger("quotio")
 
-RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
 # Headers of the client's request that describe its own connection or body.
 _NOT_FORWARDED = frozenset(
     {"host", "content-length", "connection", "transfer-encoding", "accept-encoding", "keep-alive"}
@@ -76,9 +75,9 @@ def _unusable(plan: Plan, resp: http.Response) -> str | None:
     """Why a buffered success cannot be used (an HTML page, half a JSON body, a broken stream)."""
     raw = resp.get_content(strict=False) or b""
     fmt = plan.provider_format
-    if translate.is_stream(fmt, resp.headers.get("content-type", "")):
+    if formats.is_stream(fmt, resp.headers.get("content-type", "")):
         # A stream-only upstream's answer, folded into one for a non-stream client.
-        if translate.raw_bytes(fmt):
+        if formats.raw_bytes(fmt):
             return None  # a binary event stream: its decoder judges it when folding
         tracker = stream_usage(fmt)
         decoder = SSEDecoder()
@@ -121,12 +120,10 @@ class Failover:
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
         self._clients: dict[ProxyURL | None, httpx.AsyncClient] = {}
-        self._images = ImageClients()  # remote images, SSRF-guarded; never through a proxy
 
     def done(self) -> None:
         for client in self._clients.values():
             asyncio_utils.create_task(client.aclose(), name="quotio failover client", keep_ref=True)
-        asyncio_utils.create_task(self._images.aclose(), name="quotio image clients", keep_ref=True)
 
     def _client(self, proxy: ProxyURL | None) -> httpx.AsyncClient:
         if proxy not in self._clients:
@@ -194,7 +191,7 @@ class Failover:
         if not resp.stream and await self._foreign_signature(flow, state, body):
             return
         gateway.report(state.plan, resp.status_code, meta.lower_headers(resp.headers), body)
-        if resp.status_code not in RETRYABLE or resp.stream:
+        if not retry.retryable(resp.status_code) or resp.stream:
             return
         if self._client_retries(state):
             resp.headers["x-should-retry"] = "true"
@@ -289,7 +286,7 @@ class Failover:
 
     async def _failover(self, flow: http.HTTPFlow, state: meta.FlowState) -> None:
         cfg = self.holder.gateway.config.file
-        backoff = tenacity.wait_exponential_jitter(initial=0.05, max=max(cfg.max_retry_interval, 0.05), jitter=0.05)
+        backoff = retry.backoff(cfg.max_retry_interval)
 
         def wait(rs: tenacity.RetryCallState) -> float:
             # All cooling: wait for the first credential to come back.
@@ -318,22 +315,18 @@ class Failover:
         gateway = self.holder.gateway
         failed = flow.response
         try:
-            draft = gateway.draft(
+            plan = await gateway.plan(
                 state.route, state.client_body, state.client_headers or {}, state.client_query or {},
                 exclude=frozenset(tried), pin=pin,
             )
-            draft = await gateway.ready(draft, frozenset(tried))
-            if urls := draft.image_urls():
-                policy = gateway.config.file.images
-                draft.inline_images(await fetch_images(self._images.get(policy), urls, policy))
-            plan = gateway.finalize(draft)
-        except GatewayError as e:
-            reset = float(e.extra.get("reset_seconds", 0)) if e.code == "model_cooldown" else None
-            if reset is not None and reset <= max_wait:
+        except NoCredential as e:
+            if e.reset is not None and e.reset <= max_wait:
                 tried.clear()  # once cooled down, a credential may be tried again
                 tried.add(state.plan.credential.id)
-                raise _Cooling(reset) from e
+                raise _Cooling(e.reset) from e
             return  # nothing else to try: the client gets the last answer
+        except GatewayError:
+            return
         # The failed attempt gets its own row before the next one replaces it.
         meta.record_attempt(
             self.holder, flow, state, state.plan,
@@ -361,7 +354,7 @@ class Failover:
             f"quotio: {cred.provider} · {cred.id} · {plan.model_requested} → {plan.model_sent}"
             f" (attempt {state.attempt})"
         )
-        if status == 0 or status in RETRYABLE:
+        if retry.retryable(status):
             raise _Retry(status)
         if status == 400 and not state.stripped_thinking:
             # The conversation's thinking came from the account tried before.

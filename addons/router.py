@@ -9,11 +9,9 @@ from __future__ import annotations
 import logging
 
 from mitmproxy import connection, http
-from mitmproxy.utils import asyncio_utils
 
 from quotio_core.answers import buffered
 from quotio_core.errors import GatewayError, render_error
-from quotio_core.images import ImageClients, fetch_images
 from quotio_core.providers import CLIENT_SECRET_HEADERS, CLIENT_SECRET_PARAMS
 
 from . import meta
@@ -25,10 +23,6 @@ log = logging.getLogger("quotio")
 class Router:
     def __init__(self, holder: GatewayHolder):
         self.holder = holder
-        self._images = ImageClients()  # fetch remote images for Gemini and Kiro, SSRF-guarded
-
-    def done(self) -> None:
-        asyncio_utils.create_task(self._images.aclose(), name="quotio image clients", keep_ref=True)
 
     async def request(self, flow: http.HTTPFlow) -> None:
         state = self.holder.flows.get(flow)
@@ -52,12 +46,7 @@ class Router:
         state.client_headers = meta.lower_headers(req.headers)
         state.client_query = dict(req.query)
         try:
-            draft = gateway.draft(route, state.client_body, state.client_headers, state.client_query)
-            draft = await gateway.ready(draft)
-            if urls := draft.image_urls():
-                policy = gateway.config.file.images
-                draft.inline_images(await fetch_images(self._images.get(policy), urls, policy))
-            plan = gateway.finalize(draft)
+            plan = await gateway.plan(route, state.client_body, state.client_headers, state.client_query)
         except GatewayError as e:
             state.error = e.message
             flow.response = meta.json_response(

@@ -29,4 +29,8 @@ class ModelUnavailable(GatewayError):
 
 
 class NoCredential(GatewayError):
-    pass
+    """`reset`: seconds until the first credential comes back, when all are cooling (None: none will)."""
+
+    def __init__(self, status: int, code: str, message: str, extra=None, headers=None, reset: float | None = None):
+        super().__init__(status, code, message, extra or {}, headers or {})
+        self.reset = reset

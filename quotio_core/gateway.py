@@ -17,7 +17,7 @@ from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import providers, formats as translate
+from . import formats, providers
 from .pool.affinity import Affinity, ForeignThinking, session_key
 from .pool.authstore import AuthStore, ScanResult
 from .pool.breaker import Breakers
@@ -28,7 +28,9 @@ from .errors import BadRequest, GatewayError, ModelUnavailable, NoCredential
 from .providers.login.keeper import RefreshFailed, TokenKeeper
 from .providers.login.sessions import LoginSessions
 from .providers import Call, UpstreamRequest
+from .images import ImageClients, fetch_images
 from .proxyurl import ProxyURL, resolve_proxy
+from .retry import strikes_breaker
 from .pool.quota import QuotaBook
 from .records import RecordStore
 from .routes import ApiRoute
@@ -38,9 +40,6 @@ from .formats.anthropic import request as anthropic_request
 from .formats import ir
 
 __all__ = ["Draft", "Gateway", "Plan", "Translation"]
-
-# Provider formats that take images as bytes only: remote images are fetched first.
-INLINE_IMAGES = ("gemini", "kiro")
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ class Draft:
     rewritten: bool = False
 
     def image_urls(self) -> list[str]:
-        if self.request is None or self.provider_format not in INLINE_IMAGES:
+        if self.request is None or self.provider_format not in formats.INLINE_IMAGES:
             return []
         return sorted({img.url for img in _images(self.request) if img.url and not img.data})
 
@@ -116,10 +115,6 @@ def _images(req: ir.Request):
 
 def _host_key(url: str) -> str:
     return "host:" + urlsplit(url).netloc
-
-
-def _body_bytes(d: Draft) -> bytes:
-    return json.dumps(d.body).encode()
 
 
 # Deeper bodies are refused before anything walks them: copying, re-encoding and
@@ -215,6 +210,7 @@ class Gateway:
             Affinity(parse_duration(routing.session_affinity_ttl)) if routing.session_affinity is not False else None
         )
         self.foreign_thinking = ForeignThinking()
+        self.images = ImageClients()  # remote images for Gemini and Kiro, SSRF-guarded
         oauth = config.file.oauth
         self.tokens = TokenKeeper(
             config, self.store, on_change=self.rebuild_router, retry_seconds=oauth.refresh_retry_seconds
@@ -233,6 +229,7 @@ class Gateway:
         await self.logins.aclose()
         await self.tokens.aclose()
         await self.quotas.aclose()
+        await self.images.aclose()
 
     def restore_cooldowns(self) -> int:
         """Load persisted cooldowns (blocking; at start-up)."""
@@ -267,7 +264,7 @@ class Gateway:
             self.cooldowns.cool(cred, model, decision)
             if decision.scope == "account" and self.affinity is not None:
                 self.affinity.forget(cred)
-        if status == 0 or status == 408 or status >= 500:
+        if strikes_breaker(status):
             self.breakers.failure(cred)
             # A bad upstream host fails every credential that points at it.
             self.breakers.failure(host)
@@ -297,7 +294,18 @@ class Gateway:
         """Route a request to a credential; `pin` names one to use if it can serve."""
         body = parse_body(raw_body)
         # Every request, same-format ones too: those go on undecoded, so this is their only check.
-        translate.module(route.fmt, "request").validate(body)
+        formats.module(route.fmt, "request").validate(body)
+        return self._route(route, body, headers, query, exclude, pin)
+
+    def _route(
+        self,
+        route: ApiRoute,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        exclude: frozenset[str],
+        pin: str | None = None,
+    ) -> Draft:
         model = route.model or body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("the request names no model", "missing_model")
@@ -324,7 +332,7 @@ class Gateway:
         request = None
         if fmt != route.fmt or providers.wrapped(cred):
             try:
-                request = translate.module(route.fmt, "request").decode_request(body)
+                request = formats.module(route.fmt, "request").decode_request(body)
             except (ValueError, TypeError, KeyError, AttributeError) as e:
                 raise BadRequest(f"request body is not a valid {route.fmt} request: {e}") from e
         return Draft(route, body, headers, query, cred, model, by_cred[cred.id], fmt, request, rewritten)
@@ -366,6 +374,7 @@ class Gateway:
             f"all credentials for model {model!r} are cooling down; retry in {reset}s",
             extra={"model": model, "provider": provider, "reset_time": f"{reset}s", "reset_seconds": reset},
             headers={"retry-after": str(reset)},
+            reset=reset,
         )
 
     def _open_breaker(self, cred: Credential):
@@ -425,7 +434,28 @@ class Gateway:
                         draft.credential.id, "*",
                         Decision(self.tokens.retry_seconds, "account", "token refresh failed", 401),
                     )
-                draft = self.draft(draft.route, _body_bytes(draft), draft.headers, draft.query, frozenset(tried))
+                draft = self._route(draft.route, draft.body, draft.headers, draft.query, frozenset(tried))
+
+    async def plan(
+        self,
+        route: ApiRoute,
+        raw_body: bytes,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        exclude: frozenset[str] = frozenset(),
+        pin: str | None = None,
+    ) -> Plan:
+        """Where a client request goes, and as what: routed to a credential whose
+        token can be sent now, remote images fetched for targets that need bytes,
+        the upstream body encoded. Raises GatewayError for the client's answer.
+
+        `exclude` names credentials a failover already tried; `pin` one to use if it can serve.
+        """
+        draft = await self.ready(self.draft(route, raw_body, headers, query, exclude, pin), exclude)
+        if urls := draft.image_urls():
+            policy = self.config.file.images
+            draft.inline_images(await fetch_images(self.images.get(policy), urls, policy))
+        return self.finalize(draft)
 
     def finalize(self, draft: Draft) -> Plan:
         if draft.request is None:
@@ -464,16 +494,16 @@ class Gateway:
             d.route.fmt, d.provider_format, client_stream, upstream_stream, req.include_usage,
             count=kind == "count",
         )
-        endpoint = providers.endpoint_for(d.provider_format, kind, upstream_stream)
+        endpoint = formats.upstream_endpoint(d.provider_format, kind, upstream_stream)
         executor = providers.executor_for(cred)
         if endpoint is None:
             # No counting endpoint upstream: estimate, and say it is an estimate.
             return Plan(
                 cred, d.provider_format, d.model_requested, d.model_sent, False,
                 UpstreamRequest("", {}, ()), None, None, translation,
-                local_reply=translate.count_reply(d.route.fmt, translate.estimate_tokens(req)),
+                local_reply=formats.count_reply(d.route.fmt, formats.estimate_tokens(req)),
             )
-        body = translate.module(d.provider_format, "request").encode_request(req, d.model_sent)
+        body = formats.module(d.provider_format, "request").encode_request(req, d.model_sent)
         query = {"alt": "sse"} if endpoint == "streamGenerateContent" else {}
         call = self._call(d, endpoint, query, body)
         if wrap := getattr(executor, "wrap", None):

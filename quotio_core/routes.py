@@ -1,10 +1,14 @@
-"""Which kind of request this is, from its method and path alone."""
+"""Which kind of request this is, from its method and path alone.
+
+The API routes come from each format's `ROUTES` (formats/registry.py).
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
+
+from .formats import COUNT_ENDPOINTS, ROUTE_PATTERNS, ROUTES, STREAM_ENDPOINTS
 
 __all__ = ["COUNT_ENDPOINTS", "ApiRoute", "classify"]
 
@@ -20,7 +24,7 @@ class ApiRoute:
 
     @property
     def stream_by_path(self) -> bool:
-        return self.endpoint == "streamGenerateContent"
+        return self.endpoint in STREAM_ENDPOINTS
 
     @property
     def call_kind(self) -> str:
@@ -28,20 +32,7 @@ class ApiRoute:
         return "count" if self.endpoint in COUNT_ENDPOINTS else "generate"
 
 
-_GEMINI_ACTION = re.compile(
-    r"^/v1beta/models/(?P<model>[^/:]+):(?P<action>generateContent|streamGenerateContent|countTokens)$"
-)
 _HEALTH = {"/health", "/healthz", "/ready", "/live"}
-_API = {
-    ("POST", "/v1/messages"): ("anthropic", "messages"),
-    ("POST", "/v1/messages/count_tokens"): ("anthropic", "count_tokens"),
-    ("POST", "/v1/chat/completions"): ("openai", "chat"),
-    ("POST", "/v1/responses"): ("responses", "responses"),
-    # Codex CLI's chatgpt_base_url form, as CLIProxyAPI accepts it.
-    ("POST", "/backend-api/codex/responses"): ("responses", "responses"),
-}
-
-COUNT_ENDPOINTS = frozenset({"count_tokens", "countTokens"})
 
 
 def classify(method: str, path: str) -> ApiRoute:
@@ -51,11 +42,12 @@ def classify(method: str, path: str) -> ApiRoute:
         return ApiRoute("management")
     if path in _HEALTH and method in ("GET", "HEAD"):
         return ApiRoute("health")
-    if (method, path) in _API:
-        fmt, endpoint = _API[(method, path)]
+    if (method, path) in ROUTES:
+        fmt, endpoint = ROUTES[(method, path)]
         return ApiRoute("api", fmt, endpoint)
-    if method == "POST" and (m := _GEMINI_ACTION.match(path)):
-        return ApiRoute("api", "gemini", m["action"], m["model"])
+    for route_method, pattern, fmt in ROUTE_PATTERNS:
+        if method == route_method and (m := pattern.match(path)):
+            return ApiRoute("api", fmt, m["endpoint"], m["model"])
     if method == "GET" and path == "/v1/models":
         return ApiRoute("models", "openai")
     if method == "GET" and (path == "/v1beta/models" or path.startswith("/v1beta/models/")):

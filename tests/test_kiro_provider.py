@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from quotio_core import providers
+from quotio_core import formats, providers
 from quotio_core.providers import catalog
 from quotio_core.pool.credentials import credential_from_auth_file
 from quotio_core.providers import Call
@@ -36,8 +36,8 @@ def test_file_fields_make_a_servable_kiro_credential():
     assert cred.expires_at.year == 2099
     assert providers.servable(cred) and providers.format_of(cred) == "kiro"
     assert providers.stream_only(cred)
-    assert providers.endpoint_for("kiro", "generate", True) == "generateAssistantResponse"
-    assert providers.endpoint_for("kiro", "count", False) is None  # estimated locally
+    assert formats.upstream_endpoint("kiro", "generate", True) == "generateAssistantResponse"
+    assert formats.upstream_endpoint("kiro", "count", False) is None  # estimated locally
 
 
 def test_prepare_sends_what_kiros_ide_sends():

@@ -5,7 +5,8 @@ The rules (each package's __init__ says them too):
 - providers/ may import formats/ (and errors, install); providers/login/ may also
   import pool/ and config. Nothing in providers/ imports admin/ or the gateway.
 - pool/ reaches providers only through the `quotio_core.providers` module (the list).
-- nothing in quotio_core imports admin/ but admin/ itself and the CLI.
+- nothing in quotio_core imports admin/ but admin/ itself and the CLI; admin/ sees the
+  gateway only through admin/facade.py (never imports quotio_core.gateway).
 - only addons/ (and the CLI's `serve`) import mitmproxy.
 - addons/ import nothing from each other but addons.meta.
 Imports under `if TYPE_CHECKING:` are for type checkers only and do not count.
@@ -111,6 +112,10 @@ def test_nothing_in_the_core_imports_admin():
     )
 
 
+def test_admin_sees_the_gateway_only_through_its_facade():
+    assert not _violations(lambda m, i: _in(m, "quotio_core.admin") and _in(i, "quotio_core.gateway"))
+
+
 def test_only_the_adapters_import_mitmproxy():
     assert not _violations(lambda m, i: _in(m, "quotio_core") and m != "quotio_core.cli" and _in(i, "mitmproxy"))
 
@@ -140,3 +145,29 @@ def test_the_walk_catches_a_broken_rule(monkeypatch, module, rule_test):
     monkeypatch.setitem(globals(), "imports", with_a_bad_import)
     with pytest.raises(AssertionError):
         rule_test()
+
+
+def test_every_provider_folder_is_in_the_list():
+    """A provider folder left out of PROVIDERS would be silently dead: say which."""
+    import importlib
+
+    from quotio_core import providers
+
+    folders = [p.parent.name for p in (ROOT / "quotio_core" / "providers").glob("*/spec.py")]
+    assert folders
+    for name in folders:
+        spec = importlib.import_module(f"quotio_core.providers.{name}.spec").PROVIDER
+        assert spec in providers.PROVIDERS, f"providers/{name}/ is not in PROVIDERS"
+
+
+def test_every_format_declares_what_the_registry_derives():
+    from quotio_core.formats import FORMATS
+
+    for fmt, package in FORMATS.items():
+        assert package.ID == fmt
+        for name in ("CLIENT", "IMAGES_INLINE", "ROUTES", "ENDPOINTS", "request", "response", "stream"):
+            assert hasattr(package, name), f"formats/{fmt} lacks {name}"
+        if package.CLIENT:
+            assert package.ROUTES and hasattr(package, "errors") and hasattr(package, "usage"), fmt
+    folders = {p.parent.name for p in (ROOT / "quotio_core" / "formats").glob("*/request.py")}
+    assert folders == set(FORMATS), "a format package is not in FORMATS"

@@ -20,7 +20,7 @@ from ..clientauth import is_loopback
 from .lockout import KeyLockout
 from .replies import Reply
 from .state import AdminState
-from ..gateway import Gateway
+from .facade import GatewayView
 from .oauth import LoginRoutes
 from .usage import UsageRoutes
 
@@ -96,7 +96,7 @@ Handler = Callable[..., Awaitable[Reply]]
 
 
 class Management:
-    def __init__(self, gateway: Gateway, admin: AdminState):
+    def __init__(self, gateway: GatewayView, admin: AdminState):
         self.gw = gateway
         self.admin = admin
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..pool.authstore import auth_file_name
 from ..pool.credentials import CredentialError, credential_from_auth_file
-from ..gateway import Gateway
+from .facade import GatewayView
 from ..providers.login import LoginError
 from ..providers import auth_url_names, canonical_provider, login_module, login_providers
 from ..providers.login.keeper import RefreshFailed
@@ -45,7 +45,7 @@ Handler = Callable[..., Awaitable[Any]]
 
 
 class LoginRoutes:
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: GatewayView):
         self.gw = gateway
 
     def routes(self) -> list[tuple[str, re.Pattern[str], Handler]]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import dashboard
-from ..gateway import Gateway
+from .facade import GatewayView
 from ..pool.quota import QuotaReport
 from .metrics import Metrics
 from .replies import Reply
@@ -31,7 +31,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 class UsageRoutes:
-    def __init__(self, gateway: Gateway, metrics: Metrics):
+    def __init__(self, gateway: GatewayView, metrics: Metrics):
         self.gw = gateway
         self._metrics = metrics
 

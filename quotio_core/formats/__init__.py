@@ -42,7 +42,20 @@ from .pipeline import (
     translate_response,
 )
 
-from .registry import CLIENT_FORMATS, FORMATS, module, render_error, stream_usage, usage_from_body
+from .registry import (
+    CLIENT_FORMATS,
+    COUNT_ENDPOINTS,
+    FORMATS,
+    INLINE_IMAGES,
+    ROUTE_PATTERNS,
+    ROUTES,
+    STREAM_ENDPOINTS,
+    module,
+    render_error,
+    stream_usage,
+    upstream_endpoint,
+    usage_from_body,
+)
 
 __all__ = [
     "CLIENT_FORMATS",
@@ -60,6 +73,12 @@ __all__ = [
     "raw_bytes",
     "render_error",
     "stream_usage",
+    "upstream_endpoint",
+    "COUNT_ENDPOINTS",
+    "ROUTES",
+    "ROUTE_PATTERNS",
+    "INLINE_IMAGES",
+    "STREAM_ENDPOINTS",
     "translate_error",
     "translate_request",
     "translate_response",

@@ -39,12 +39,13 @@ from typing import Any, Literal
 
 from sqlite_utils import Database
 
+from ..retry import transient as transient_status
+
 __all__ = [
     "ACCOUNT",
     "AUTH_SECONDS",
     "MAX_BACKOFF_SECONDS",
     "NOT_FOUND_SECONDS",
-    "TRANSIENT_STATUSES",
     "Cooldown",
     "CooldownBook",
     "CooldownRule",
@@ -65,7 +66,6 @@ ACCOUNT = "*"
 MAX_BACKOFF_SECONDS = 30 * 60.0
 AUTH_SECONDS = 30 * 60.0
 NOT_FOUND_SECONDS = 12 * 3600.0
-TRANSIENT_STATUSES = frozenset({0, 408, 500, 502, 503, 504, 529})
 # A provider-given reset beyond this is treated as garbage and clamped: a
 # typo'd timestamp must not park an account for years (CPA issue #4724 family).
 _MAX_PROVIDER_SECONDS = 31 * 24 * 3600.0
@@ -160,7 +160,7 @@ def _fallback(status: int, strikes: int, transient: float) -> Decision | None:
         return Decision(AUTH_SECONDS, "model", "403 forbidden", status)
     if status == 404:
         return Decision(NOT_FOUND_SECONDS, "model", "404 model not found", status)
-    if status in TRANSIENT_STATUSES:
+    if transient_status(status):
         what = "connection error" if status == 0 else f"{status} upstream error"
         return Decision(float(transient), "model", what, status)
     return None

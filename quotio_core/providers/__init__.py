@@ -27,11 +27,9 @@ from .antigravity.spec import PROVIDER as ANTIGRAVITY
 from .base import (
     CLIENT_SECRET_HEADERS,
     CLIENT_SECRET_PARAMS,
-    ENDPOINTS,
     Call,
     Provider,
     UpstreamRequest,
-    endpoint_for,
     extra_headers,
 )
 from .claude.spec import PROVIDER as CLAUDE
@@ -52,7 +50,6 @@ __all__ = [
     "CLIENT_SECRET_HEADERS",
     "CLIENT_SECRET_PARAMS",
     "DEFAULT_UPSTREAMS",
-    "ENDPOINTS",
     "PROVIDERS",
     "Call",
     "Provider",
@@ -64,7 +61,6 @@ __all__ = [
     "auth_url_names",
     "canonical_provider",
     "catalog",
-    "endpoint_for",
     "executor_for",
     "extra_headers",
     "family_of",

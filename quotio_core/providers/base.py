@@ -21,11 +21,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIENT_SECRET_HEADERS",
     "CLIENT_SECRET_PARAMS",
-    "ENDPOINTS",
     "Call",
     "Provider",
     "UpstreamRequest",
-    "endpoint_for",
     "extra_headers",
     "token_file_secret",
 ]
@@ -111,20 +109,3 @@ class Provider:
     file_secret: Callable[[Mapping[str, Any]], tuple[str, str, Any]] = token_file_secret
 
 
-# The upstream endpoint for each kind of call, per provider format. A format
-# missing from "count" has no token-counting endpoint: the gateway estimates.
-ENDPOINTS = {
-    "generate": {
-        "anthropic": "messages",
-        "openai": "chat",
-        "responses": "responses",
-        "kiro": "generateAssistantResponse",
-    },
-    "count": {"anthropic": "count_tokens", "gemini": "countTokens"},
-}
-
-
-def endpoint_for(fmt: str, kind: str, stream: bool) -> str | None:
-    if fmt == "gemini" and kind == "generate":
-        return "streamGenerateContent" if stream else "generateContent"
-    return ENDPOINTS[kind].get(fmt)

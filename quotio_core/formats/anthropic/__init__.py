@@ -12,4 +12,10 @@ from . import errors, request, response, stream, usage
 ID = "anthropic"
 CLIENT = True  # clients speak it (it has encoders for answers and errors)
 
-__all__ = ["CLIENT", "ID", "errors", "request", "response", "stream", "usage"]
+# The gateway's routes for clients of this format: (method, path) -> endpoint.
+IMAGES_INLINE = False  # takes image URLs itself
+ROUTES = {("POST", "/v1/messages"): "messages", ("POST", "/v1/messages/count_tokens"): "count_tokens"}
+# The upstream endpoint for each kind of call to a provider speaking it.
+ENDPOINTS = {"generate": "messages", "count": "count_tokens"}
+
+__all__ = ["CLIENT", "ENDPOINTS", "ID", "IMAGES_INLINE", "ROUTES", "errors", "request", "response", "stream", "usage"]

@@ -8,9 +8,19 @@ errors.py    the gateway's own errors in Google's shape
 usage.py     `usageMetadata`, and what a stream reports of it
 """
 
+import re
+
 from . import errors, request, response, schema, stream, usage
 
 ID = "gemini"
 CLIENT = True
 
-__all__ = ["CLIENT", "ID", "errors", "request", "response", "schema", "stream", "usage"]
+# The model and the action are in the path: /v1beta/models/{model}:{action}.
+# Takes images as bytes only: the gateway fetches remote ones first.
+IMAGES_INLINE = True
+ROUTES = {
+    ("POST", re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<endpoint>generateContent|streamGenerateContent|countTokens)$")): "",
+}
+ENDPOINTS = {"generate": "generateContent", "generate-stream": "streamGenerateContent", "count": "countTokens"}
+
+__all__ = ["CLIENT", "ENDPOINTS", "ID", "IMAGES_INLINE", "ROUTES", "errors", "request", "response", "schema", "stream", "usage"]

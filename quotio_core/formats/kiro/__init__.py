@@ -12,4 +12,9 @@ from . import request, response, stream
 ID = "kiro"
 CLIENT = False
 
-__all__ = ["CLIENT", "ID", "request", "response", "stream"]
+# Takes images as bytes only: the gateway fetches remote ones first.
+IMAGES_INLINE = True
+ROUTES: dict = {}  # no client speaks it
+ENDPOINTS = {"generate": "generateAssistantResponse"}
+
+__all__ = ["CLIENT", "ENDPOINTS", "ID", "IMAGES_INLINE", "ROUTES", "request", "response", "stream"]

@@ -12,4 +12,8 @@ from . import errors, request, response, stream, usage
 ID = "openai"
 CLIENT = True
 
-__all__ = ["CLIENT", "ID", "errors", "request", "response", "stream", "usage"]
+IMAGES_INLINE = False  # takes image URLs itself
+ROUTES = {("POST", "/v1/chat/completions"): "chat"}
+ENDPOINTS = {"generate": "chat"}  # no counting endpoint: the gateway estimates
+
+__all__ = ["CLIENT", "ENDPOINTS", "ID", "IMAGES_INLINE", "ROUTES", "errors", "request", "response", "stream", "usage"]

@@ -12,4 +12,12 @@ from . import errors, request, response, stream, usage
 ID = "responses"
 CLIENT = True
 
-__all__ = ["CLIENT", "ID", "errors", "request", "response", "stream", "usage"]
+IMAGES_INLINE = False  # takes image URLs itself
+ROUTES = {
+    ("POST", "/v1/responses"): "responses",
+    # Codex CLI's chatgpt_base_url form, as CLIProxyAPI accepts it.
+    ("POST", "/backend-api/codex/responses"): "responses",
+}
+ENDPOINTS = {"generate": "responses"}
+
+__all__ = ["CLIENT", "ENDPOINTS", "ID", "IMAGES_INLINE", "ROUTES", "errors", "request", "response", "stream", "usage"]
