@@ -1,8 +1,10 @@
 """quotio gateway: `mitmdump -s addons/quotio.py` (or mitmweb) starts it on :8317.
 
-The order matters: each addon sees a request after the ones before it, and
-an addon that answers a flow (client key refused, management route, model
-list) leaves nothing for the ones after it to do.
+The order of STAGES matters: each stage sees an event after the ones before
+it, and a stage that answers a flow (client key refused, management route,
+model list) leaves nothing for the ones after it to do. mitmproxy sees them
+as one addon (`Stages`, addons/dispatch.py), which calls each hook's stages
+in this order.
 """
 
 import sys
@@ -16,6 +18,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from addons.clientauth import ClientAuth  # noqa: E402
 from addons.clienterrors import ClientErrors  # noqa: E402
 from addons.core import GatewayCore  # noqa: E402
+from addons.dispatch import Dispatcher, Stages  # noqa: E402
 from addons.meta import GatewayHolder  # noqa: E402
 from addons.failover import Failover  # noqa: E402
 from addons.fallthrough import Fallthrough  # noqa: E402
@@ -36,7 +39,8 @@ from addons.timeouts import Timeouts  # noqa: E402
 
 _holder = GatewayHolder()
 
-addons = [
+STAGES = (
+    Dispatcher(),
     GatewayCore(_holder),
     Listener(_holder),
     Intake(_holder),
@@ -64,4 +68,6 @@ addons = [
     Refresher(_holder),
     Housekeeping(_holder),
     FlowCap(_holder),
-]
+)
+
+addons = [Stages(STAGES)]

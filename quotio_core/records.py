@@ -157,11 +157,17 @@ def _ensure_schema(db: Database) -> None:
     db.enable_wal()
 
 
-def _row(record: Record, secrets: tuple[str, ...]) -> dict[str, Any]:
-    row = dataclasses.asdict(record)
+_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
+_ERROR = _FIELDS.index("error")
+# One prepared statement for every batch: no per-batch SQL building or table introspection.
+_INSERT = f"INSERT INTO {TABLE} ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+
+
+def _row(record: Record, secrets: tuple[str, ...]) -> tuple[Any, ...]:
+    row = [getattr(record, name) for name in _FIELDS]
     if record.error is not None:
-        row["error"] = redact(record.error, secrets)[:_MAX_ERROR_CHARS]
-    return row
+        row[_ERROR] = redact(record.error, secrets)[:_MAX_ERROR_CHARS]
+    return tuple(row)
 
 
 def _status_where(status_class: str) -> tuple[str, list[Any]]:
@@ -173,17 +179,16 @@ def _status_where(status_class: str) -> tuple[str, list[Any]]:
     return "status >= ? AND status < ?", [low, low + 100]
 
 
-def _insert(db: Database, rows: list[dict[str, Any]]) -> None:
-    # The schema is fixed at start(); alter=True would introspect the table per batch.
-    with db.conn:
-        db.table(TABLE).insert_all(rows, batch_size=_BATCH_SIZE)
+def _insert(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    with db.conn:  # one transaction per batch
+        db.conn.executemany(_INSERT, rows)
 
 
-def _insert_or_log(db: Database, row: dict[str, Any]) -> None:
+def _insert_or_log(db: Database, row: tuple[Any, ...]) -> None:
     try:
         _insert(db, [row])
     except Exception:
-        log.exception("dropping request record %s", row.get("request_id"))
+        log.exception("dropping request record %s", row[_FIELDS.index("request_id")])
 
 
 _Item = tuple[Record, tuple[str, ...]]
