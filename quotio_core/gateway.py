@@ -37,7 +37,7 @@ from .routes import ApiRoute
 from .pool.routing import ModelNotFound, ModelRouter
 from .pool.selector import Selector
 from .formats.anthropic import request as anthropic_request
-from .formats import ir
+from .formats import ir, jsonio
 
 __all__ = ["Draft", "Gateway", "Plan", "Translation"]
 
@@ -478,7 +478,7 @@ class Gateway:
         if providers.stream_only(d.credential) and not stream:
             # Same format, but the upstream only streams: fold its stream into one answer.
             translation = Translation(d.route.fmt, d.provider_format, False, True, False)
-        new_body = json.dumps(body).encode() if body is not d.body or d.rewritten else None
+        new_body = jsonio.dumps(body) if body is not d.body or d.rewritten else None
         return Plan(
             d.credential, d.provider_format, d.model_requested, d.model_sent, stream,
             upstream, new_body, self._proxy_for(d.credential), translation,
@@ -510,7 +510,7 @@ class Gateway:
             body = wrap(body, call)
         return Plan(
             cred, d.provider_format, d.model_requested, d.model_sent, client_stream,
-            executor.prepare(call), json.dumps(body).encode(), self._proxy_for(cred), translation,
+            executor.prepare(call), jsonio.dumps(body), self._proxy_for(cred), translation,
         )
 
     def _call(

@@ -2,8 +2,10 @@
 
 A 2,000-event Anthropic stream (one event per chunk, as upstreams send them)
 goes through the same-format tap the gateway uses when client and upstream
-agree, and through the Anthropic -> OpenAI translator; both in this process,
-in the same run, so the ratio is meaningful on a noisy machine.
+agree, and through the translators to OpenAI, Gemini and Responses clients;
+an OpenAI Chat Completions stream goes through the translator to Anthropic
+(the direction of `make bench`'s translated row). All in this process, in
+the same run, so the ratios are meaningful on a noisy machine.
 """
 
 from __future__ import annotations
@@ -49,6 +51,26 @@ def anthropic_stream(n_deltas: int) -> list[bytes]:
     return chunks
 
 
+def openai_stream(n_deltas: int) -> list[bytes]:
+    """What an OpenAI Chat Completions upstream sends (the translated row of `make bench`)."""
+    def ev(choices: list, **extra) -> bytes:
+        data = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": choices, **extra}
+        return encode_event(json.dumps(data, separators=(",", ":")))
+
+    def choice(delta: dict, finish: str | None = None) -> dict:
+        return {"index": 0, "delta": delta, "finish_reason": finish}
+
+    usage = {"prompt_tokens": 25, "completion_tokens": n_deltas, "total_tokens": 25 + n_deltas}
+    return [
+        ev([choice({"role": "assistant", "content": ""})]),
+        *(ev([choice({"content": f"word{i} "})]) for i in range(n_deltas)),
+        ev([choice({}, "stop")]),
+        ev([], usage=usage),
+        encode_event("[DONE]"),
+    ]  # fmt: skip
+
+
 def run(make, chunks: list[bytes]) -> tuple[list[float], float]:
     """Per-chunk seconds, and the whole stream's seconds."""
     fn = make()
@@ -63,19 +85,21 @@ def run(make, chunks: list[bytes]) -> tuple[list[float], float]:
 
 
 def main(repeat: int = 7) -> list[str]:
-    chunks = anthropic_stream(EVENTS - 5)
+    anthropic, openai = anthropic_stream(EVENTS - 5), openai_stream(EVENTS - 4)
+    # name -> (translator factory, upstream stream); "a -> b": upstream a, client b.
     makers = {
-        "untranslated (anthropic tap)": lambda: StreamTap("anthropic"),
-        "translated (anthropic -> openai)": lambda: StreamTranslator("anthropic", "openai", "m", True),
-        "translated (anthropic -> gemini)": lambda: StreamTranslator("anthropic", "gemini", "m"),
-        "translated (anthropic -> responses)": lambda: StreamTranslator("anthropic", "responses", "m"),
+        "untranslated (anthropic tap)": (lambda: StreamTap("anthropic"), anthropic),
+        "translated (anthropic -> openai)": (lambda: StreamTranslator("anthropic", "openai", "m", True), anthropic),
+        "translated (anthropic -> gemini)": (lambda: StreamTranslator("anthropic", "gemini", "m"), anthropic),
+        "translated (anthropic -> responses)": (lambda: StreamTranslator("anthropic", "responses", "m"), anthropic),
+        "translated (openai -> anthropic)": (lambda: StreamTranslator("openai", "anthropic", "m"), openai),
     }
-    for make in makers.values():  # warm-up: imports, caches
+    for make, chunks in makers.values():  # warm-up: imports, caches
         run(make, chunks)
     # Interleaved repeats, so machine drift hits every row alike; medians kept.
     samples: dict[str, list[tuple[float, float, float]]] = {n: [] for n in makers}
     for _ in range(repeat):
-        for name, make in makers.items():
+        for name, (make, chunks) in makers.items():
             per_chunk, total = run(make, chunks)
             per_chunk.sort()
             samples[name].append((per_chunk[len(per_chunk) // 2], per_chunk[int(len(per_chunk) * 0.99)], total))

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "encode_event"]
+__all__ = ["SSEDecoder", "ServerSentEvent", "encode_event", "encode_json_event"]
 
 _BOM = "\ufeff"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -142,6 +142,14 @@ class SSEDecoder:
             # WHATWG: a block without any data field dispatches nothing.
             return None
         return ServerSentEvent(event, "\n".join(data), self._last_event_id, retry)
+
+
+def encode_json_event(data: bytes, event: str | None = None) -> bytes:
+    """Frame one event whose data is serialised JSON (jsonio.dumps): one line, as JSON text
+    never holds a raw line break, so no splitting and no re-encoding."""
+    if event is None:
+        return b"data: " + data + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def encode_event(data: str, event: str | None = None) -> bytes:

@@ -13,12 +13,12 @@ compresses although asked not to is inflated on the way.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from .inflate import Inflater
-from .sse import SSEDecoder, ServerSentEvent, encode_event
+from . import jsonio
+from .sse import SSEDecoder, ServerSentEvent, encode_event, encode_json_event
 from . import ir
 from .registry import module, stream_usage
 
@@ -74,7 +74,7 @@ class StreamTap:
         for ev in events:
             payload = ev.json() if self._rename else None
             if rename_model(self.fmt, payload, upstream, alias):
-                out.append(encode_event(json.dumps(payload, separators=(",", ":")), ev.event))
+                out.append(encode_json_event(jsonio.dumps(payload), ev.event))
             else:
                 out.append(encode_event(ev.data, ev.event))
         return b"".join(out)

@@ -56,7 +56,7 @@ class Usage:
 def count(obj: Any, *path: str) -> int:
     """The int at ``path`` inside nested dicts; 0 for anything missing, null or not a number."""
     for key in path:
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             return 0
         obj = obj.get(key)
     if isinstance(obj, bool) or not isinstance(obj, int | float):
@@ -65,13 +65,13 @@ def count(obj: Any, *path: str) -> int:
 
 
 def dict_at(obj: Any, key: str) -> Mapping[str, Any] | None:
-    value = obj.get(key) if isinstance(obj, Mapping) else None
-    return value if isinstance(value, Mapping) else None
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, dict) else None
 
 
 def error_text(err: Any) -> str:
     """A short "kind: message" line from the error objects the four formats use."""
-    if isinstance(err, Mapping):
+    if isinstance(err, dict):
         kind = err.get("type")
         if kind in (None, "", "error"):  # a Responses `error` event names its kind in `code`
             kind = err.get("status") or err.get("code")

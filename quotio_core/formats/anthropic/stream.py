@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..sse import ServerSentEvent, encode_event
+from .. import jsonio
+from ..sse import ServerSentEvent, encode_json_event
 from ..usage import Usage
 from .usage import from_body as usage_from_body
 from .response import (
@@ -273,10 +274,7 @@ _DELTA_BUILDERS: dict[str, Callable[[int, dict[str, Any]], StreamEvent | None]] 
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
-    try:
-        return encode_event(json.dumps(payload, ensure_ascii=False, separators=(",", ":")), payload["type"])
-    except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
-        return encode_event(json.dumps(payload, separators=(",", ":")), payload["type"])
+    return encode_json_event(jsonio.dumps(payload), payload["type"])
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ def ends(event: ServerSentEvent) -> bool:
 
 def observe(tracker: StreamUsageTracker, event: ServerSentEvent, payload: Any) -> None:
     """`message_start.message.usage`, then the cumulative `message_delta.usage`; `event: error`."""
-    if not isinstance(payload, Mapping):
+    if not isinstance(payload, dict):
         return
     kind = payload.get("type")
     if event.event == "error" or kind == "error":

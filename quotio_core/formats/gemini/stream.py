@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from ..sse import ServerSentEvent, encode_event
+from .. import jsonio
+from ..sse import ServerSentEvent
 from ..usage import Usage
 from .usage import from_body as usage_from_body
 from .. import ir
@@ -60,7 +61,7 @@ class StreamDecoder:
         out: list[ir.StreamEvent] = []
         for item in payload if isinstance(payload, list) else [payload]:
             item = unwrap_code_assist(item)
-            if isinstance(item, Mapping) and not self._ended:
+            if isinstance(item, dict) and not self._ended:
                 self._item(item, out)
         return out
 
@@ -84,7 +85,7 @@ class StreamDecoder:
 
     def _item(self, item: Mapping[str, Any], out: list[ir.StreamEvent]) -> None:
         err = field(item, "error")
-        if isinstance(err, Mapping):
+        if isinstance(err, dict):
             self._ended = True
             out.append(ir.StreamError(_error_info(err)))
             return
@@ -95,14 +96,14 @@ class StreamDecoder:
             self._start(item, out)
         candidates = field(item, "candidates")
         candidate = candidates[0] if isinstance(candidates, list) and candidates else None
-        if not isinstance(candidate, Mapping):
+        if not isinstance(candidate, dict):
             if field(field(item, "promptFeedback"), "blockReason") is not None:
                 self._close(out)
                 self._finish, self._finished = "BLOCKED", True
             return
         parts = field(field(candidate, "content"), "parts")
         for part in parts if isinstance(parts, list) else []:
-            if isinstance(part, Mapping):
+            if isinstance(part, dict):
                 self._part(part, out)
         finish = field(candidate, "finishReason")
         if finish is not None:
@@ -119,7 +120,7 @@ class StreamDecoder:
 
     def _part(self, part: Mapping[str, Any], out: list[ir.StreamEvent]) -> None:
         call = field(part, "functionCall")
-        if isinstance(call, Mapping):
+        if isinstance(call, dict):
             self._call(call, string_field(part, "thoughtSignature"), out)
             return
         text = field(part, "text")
@@ -152,7 +153,7 @@ class StreamDecoder:
         if signature:
             out.append(ir.SignatureDelta(index, signature))
         args = field(call, "args", {})
-        out.append(ir.ToolArgsDelta(index, _dumps(args if isinstance(args, Mapping) else {})))
+        out.append(ir.ToolArgsDelta(index, _dumps(args if isinstance(args, dict) else {})))
         out.append(ir.BlockStop(index))
 
     def _ensure(self, kind: Literal["text", "thinking"], out: list[ir.StreamEvent]) -> None:
@@ -305,11 +306,7 @@ class StreamEncoder:
 
 def _frame(body: Mapping[str, Any]) -> bytes:
     # The real API frames with CRLF; the JSON itself never holds a raw line break.
-    try:
-        text = encode_event(_dumps(body))
-    except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
-        text = encode_event(json.dumps(body, separators=(",", ":")))
-    return text.replace(b"\n", b"\r\n")
+    return b"data: " + jsonio.dumps(body) + b"\r\n\r\n"
 
 
 def _ignore(encoder: StreamEncoder, event: ir.StreamEvent) -> bytes:

@@ -44,7 +44,7 @@ def observe(tracker: StreamUsageTracker, event: ServerSentEvent, payload: Any) -
     """`usageMetadata` of any response, the last one wins; a bare `{"error": …}`."""
     for item in payload if isinstance(payload, list) else [payload]:
         item = unwrap_code_assist(item)
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         if item.get("error") is not None:
             tracker.set_error(item["error"])

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..sse import ServerSentEvent, encode_event
+from .. import jsonio
+from ..sse import ServerSentEvent, encode_event, encode_json_event
 from .usage import from_body as usage_from_body
 from ..ir import (
     BlockStart,
@@ -46,10 +47,7 @@ def _dumps(obj: Any) -> str:
 
 
 def _frame(obj: Any) -> bytes:
-    try:
-        return encode_event(_dumps(obj))
-    except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
-        return encode_event(json.dumps(obj, separators=(",", ":")))
+    return encode_json_event(jsonio.dumps(obj))
 
 
 # --- decoder -------------------------------------------------------------------------
@@ -97,7 +95,7 @@ class StreamDecoder:
         if event.data.strip() == "[DONE]":
             return self._complete()
         payload = event.json()
-        if not isinstance(payload, Mapping):
+        if not isinstance(payload, dict):
             return []  # keep-alives and junk lines carry nothing
         out: list[StreamEvent] = []
         self._start(payload, out)
@@ -109,7 +107,7 @@ class StreamDecoder:
         choices = payload.get("choices")
         for choice in choices if isinstance(choices, list) else []:
             # Only the first choice has a neutral form (n > 1 is not translated).
-            if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
+            if isinstance(choice, dict) and choice.get("index", 0) == 0:
                 self._choice(choice, out)
         return out
 
@@ -146,7 +144,7 @@ class StreamDecoder:
 
     def _choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if isinstance(delta, Mapping):
+        if isinstance(delta, dict):
             self._delta(delta, out)
         finish = choice.get("finish_reason")
         if isinstance(finish, str) and finish:
@@ -165,7 +163,7 @@ class StreamDecoder:
                 self._text_piece("text", text, out)
         pieces = delta.get("tool_calls")
         for piece in pieces if isinstance(pieces, list) else []:
-            if isinstance(piece, Mapping):
+            if isinstance(piece, dict):
                 self._tool_piece(piece, out)
 
     # -- blocks --
@@ -232,7 +230,7 @@ class StreamDecoder:
         if not call.name and isinstance(fn.get("name"), str):
             call.name = fn["name"]
         args = fn.get("arguments")
-        if isinstance(args, Mapping):  # a few servers send the object itself
+        if isinstance(args, dict):  # a few servers send the object itself
             args = _dumps(args)
         args = args if isinstance(args, str) else ""
         if call.state == "open":
@@ -285,7 +283,7 @@ def _complete_json(call: _Call) -> bool:
 
 def _stream_error(err: Any) -> ErrorInfo:
     # An in-stream error has no HTTP status; a numeric code often is one.
-    code = err.get("code") if isinstance(err, Mapping) else None
+    code = err.get("code") if isinstance(err, dict) else None
     status = code if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600 else 0
     return error_info(status, err)
 

@@ -33,7 +33,7 @@ def ends(event: ServerSentEvent) -> bool:
 
 def observe(tracker: StreamUsageTracker, event: ServerSentEvent, payload: Any) -> None:
     """The `usage` of any chunk (null on most); a payload with an `error` key."""
-    if not isinstance(payload, Mapping):
+    if not isinstance(payload, dict):
         return
     if payload.get("error") is not None:
         tracker.set_error(payload["error"])

@@ -9,12 +9,12 @@ one-to-one and need no buffering beyond the finished items that the final
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sse import ServerSentEvent, encode_event
+from .. import jsonio
+from ..sse import ServerSentEvent, encode_json_event
 from ..usage import Usage
 from .usage import from_body as usage_from_body
 from .. import ir
@@ -375,10 +375,7 @@ class StreamEncoder:
     def _event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1
-        try:
-            return encode_event(json.dumps(data, ensure_ascii=False, separators=(",", ":")), kind)
-        except UnicodeEncodeError:  # a lone surrogate (an upstream's "\udc80") is no UTF-8: send it escaped
-            return encode_event(json.dumps(data, separators=(",", ":")), kind)
+        return encode_json_event(jsonio.dumps(data), kind)
 
     def _response(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         usage = (self._usage or Usage()) if status != "in_progress" else None

@@ -34,7 +34,7 @@ def ends(event: ServerSentEvent) -> bool:
 def observe(tracker: StreamUsageTracker, event: ServerSentEvent, payload: Any) -> None:
     """`response.usage` on the terminal events (`response.incomplete`/`failed` consumed
     tokens too); the `error` event and `response.failed`'s `response.error`."""
-    if not isinstance(payload, Mapping):
+    if not isinstance(payload, dict):
         return
     kind = payload.get("type") or event.event
     if kind == "error":
